@@ -1,0 +1,62 @@
+# Stage 1-2: make the dataset's image manifest, then its splits.
+
+
+rule generate_dataset:
+    output:
+        manifest="results/data/{dataset}/manifest.csv",
+    log:
+        "results/logs/generate_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/generate_dataset/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternation(
+            [d for d in DATASETS if config["datasets"][d]["source"]["kind"] == "generated"]
+        ),
+    params:
+        dataset=dataset_cfg,
+        seed=config["seed"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/generate_dataset.py"
+
+
+rule index_dataset:
+    output:
+        manifest="results/data/{dataset}/manifest.csv",
+    log:
+        "results/logs/index_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/index_dataset/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternation(
+            [d for d in DATASETS if config["datasets"][d]["source"]["kind"] != "generated"]
+        ),
+    params:
+        dataset=dataset_cfg,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/index_dataset.py"
+
+
+rule make_splits:
+    input:
+        manifest="results/data/{dataset}/manifest.csv",
+    output:
+        labeled_train="splits/{dataset}/labeled_train.csv",
+        unlabeled_train="splits/{dataset}/unlabeled_train.csv",
+        test="splits/{dataset}/test.csv",
+    log:
+        "results/logs/make_splits/{dataset}.log",
+    benchmark:
+        "results/benchmarks/make_splits/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternation([d for d in DATASETS if d not in SHIPPED_SPLITS]),
+    params:
+        dataset=dataset_cfg,
+        image_root=lambda wc: image_root(wc.dataset),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/make_splits.py"

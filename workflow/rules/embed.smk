@@ -1,0 +1,25 @@
+# Stage 4: frozen-backbone embeddings of the labeled pool and the test set.
+
+
+rule embed:
+    input:
+        unpack(split_files),
+        unpack(dataset_images),
+        backbone="results/ssl/{dataset}/{method}/backbone.pt",
+    output:
+        labeled_train="results/embeddings/{dataset}/{method}/labeled_train.npz",
+        test="results/embeddings/{dataset}/{method}/test.npz",
+    log:
+        "results/logs/embed/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/embed/{dataset}/{method}.tsv"
+    params:
+        dataset=dataset_cfg,
+        backbone=config["backbone"],
+        normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
+        image_root=lambda wc: image_root(wc.dataset),
+    threads: 4
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/embed.py"

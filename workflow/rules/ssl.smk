@@ -1,0 +1,49 @@
+# Stage 3: self-supervised pretraining. Every method writes the backbone weights that the
+# embedding stage loads: results/ssl/{dataset}/{method}/backbone.pt
+
+
+rule pretrain_dino:
+    input:
+        unpack(split_files),
+        unpack(dataset_images),
+    output:
+        backbone="results/ssl/{dataset}/{method}/backbone.pt",
+        train_log="results/ssl/{dataset}/{method}/train_log.csv",
+    log:
+        "results/logs/pretrain_dino/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/pretrain_dino/{dataset}/{method}.tsv"
+    wildcard_constraints:
+        method=_alternation(_names(METHODS, "dino")),
+    params:
+        dataset=dataset_cfg,
+        method=method_cfg,
+        backbone=config["backbone"],
+        image_root=lambda wc: image_root(wc.dataset),
+        work_dir=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}",
+    threads: 8
+    resources:
+        gpu=1,
+    retries: 2
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/pretrain_dino.py"
+
+
+rule init_random_backbone:
+    output:
+        backbone="results/ssl/{dataset}/{method}/backbone.pt",
+    log:
+        "results/logs/init_random_backbone/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/init_random_backbone/{dataset}/{method}.tsv"
+    wildcard_constraints:
+        method=_alternation(_names(METHODS, "random_init")),
+    params:
+        method=method_cfg,
+        backbone=config["backbone"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/init_random_backbone.py"

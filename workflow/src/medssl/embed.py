@@ -1,0 +1,58 @@
+"""Frozen-backbone embeddings: one .npz per dataset x method x split with the features,
+the image ids and the labels, so every downstream fit can be traced to its inputs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medssl.augment import normalize
+from medssl.classify import Embeddings
+from medssl.data import ImageDataset
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but no CUDA device is available")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+@torch.inference_mode()
+def extract_features(backbone: torch.nn.Module, dataset: torch.utils.data.Dataset, normalize_mode: str,
+                     batch_size: int = 256, device: torch.device | None = None,
+                     num_workers: int = 0) -> np.ndarray:
+    """Pooled features (for ViT/XCiT the CLS token after the final norm) without augmentation."""
+    device = device or pick_device()
+    backbone = backbone.to(device).eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         num_workers=num_workers, pin_memory=device.type == "cuda")
+    chunks = []
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for images, _ in loader:
+        with autocast:
+            feats = backbone(normalize(images.to(device, non_blocking=True), normalize_mode))
+        chunks.append(feats.float().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+def embed_split(backbone: torch.nn.Module, split: pd.DataFrame, root: str | Path, classes: Sequence[str],
+                image_size: int, channels: int, normalize_mode: str, **kwargs) -> Embeddings:
+    dataset = ImageDataset(split["image"].tolist(), Path(root), image_size,
+                           labels=split["label"].tolist(), class_names=list(classes), channels=channels)
+    features = extract_features(backbone, dataset, normalize_mode, **kwargs)
+    labels = np.asarray([list(classes).index(label) for label in split["label"]], dtype=np.int64)
+    return Embeddings(features.astype(np.float32), np.asarray(split["image"], dtype=str), labels, list(classes))
+
+
+def default_workers() -> int:
+    return max(0, min(8, len(os.sched_getaffinity(0)) - 1))

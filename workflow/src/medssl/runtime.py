@@ -1,0 +1,104 @@
+"""Small helpers shared by the workflow scripts: logging into the rule's log file,
+atomic writes, and the provenance stamp (config, code version, package versions)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+PACKAGES = ["medssl", "torch", "torchvision", "timm", "scikit-learn", "numpy", "scipy", "pandas",
+            "matplotlib", "seaborn", "snakemake", "snakemake-executor-plugin-slurm"]
+
+
+def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
+    """Send logging, warnings and stderr of a workflow script to its rule's log file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log_path, "w", buffering=1)
+        sys.stderr = stream  # tracebacks, tqdm bars and library warnings land in the log
+        handlers = [logging.StreamHandler(stream)]
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    return logging.getLogger("medssl")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it over `path` only on success,
+    so a killed job never leaves a partial file that looks complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def code_version(repo: str | os.PathLike = ".") -> str:
+    """`git describe` of the workflow checkout, '+dirty' when it has local changes."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty=+dirty", "--abbrev=12"],
+                             cwd=repo, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(config: dict | None = None) -> dict[str, Any]:
+    return {
+        "code_version": code_version(Path(__file__).resolve().parent),
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "config": config,
+    }
+
+
+def write_provenance(artifact: str | os.PathLike, config: dict | None = None) -> Path:
+    """Write `<artifact>.provenance.json` beside a table or figure."""
+    sidecar = Path(f"{artifact}.provenance.json")
+    write_json(provenance(config), sidecar)
+    return sidecar
