@@ -114,3 +114,80 @@ def test_embeddings_round_trip(tmp_path):
     assert back.images.tolist() == emb.images.tolist() and back.classes == emb.classes
     with np.load(tmp_path / "e.npz") as npz:
         assert npz["label"][0] == emb.classes[emb.labels[0]]
+
+
+def test_restrict_classes_keeps_large_classes_and_their_subsets():
+    from medssl.classify import budget_subset, restrict_classes
+
+    labels = np.array([0] * 40 + [1] * 5 + [2] * 30)
+    pool = Embeddings(np.zeros((len(labels), 2), np.float32), np.array([f"i{k}" for k in range(len(labels))]),
+                      labels, ["a", "b", "c"])
+    test = pool.subset(np.arange(0, len(labels), 3))
+    small_pool, small_test = restrict_classes(pool, test, 30)
+    assert small_pool.classes == ["a", "c"] and set(small_pool.labels) == {0, 1}
+    assert set(small_test.images) == set(test.images[test.labels != 1])
+    # the kept classes get exactly the images they get in the full evaluation, for every seed
+    for seed in range(3):
+        full = set(pool.images[sample_budget(pool.labels, 10, seed)])
+        restricted = set(small_pool.images[budget_subset(small_pool.labels, small_pool.classes, 10, seed,
+                                                         pool.classes)])
+        assert restricted == full - set(pool.images[labels == 1])
+    with pytest.raises(ValueError, match="min_class_size"):
+        restrict_classes(pool, test, 35)
+    assert restrict_classes(pool, test, None)[0] is pool
+
+
+def test_run_budget_variant_scores_only_the_kept_classes():
+    train, test = embeddings(n=300, seed=2, n_test=120)
+    train.labels[:270][train.labels[:270] == 3] = 0  # class 3 becomes rare in the pool
+    counts = np.bincount(train.labels, minlength=4)
+    mcs = int(sorted(counts)[1])  # drops the rarest class only
+    records = list(run_budget(train, test, 5, [0], {"knn": CLASSIFIERS["knn"]}, [], min_class_size=mcs))
+    (_, _, record, y_pred), = records
+    assert record["n_classes"] == 3 and record["min_class_size"] == mcs
+    assert record["n_test"] == int((test.labels != np.argmin(counts)).sum()) == len(y_pred)
+
+
+def test_holdout_split_is_stratified_seeded_and_spares_tiny_classes():
+    from medssl.classify import holdout_split
+
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 2 + [3] * 1)
+    fit, val = holdout_split(labels, 0.3, seed=0)
+    assert sorted(np.concatenate([fit, val])) == list(range(len(labels)))
+    assert np.bincount(labels[val], minlength=4).tolist() == [3, 1, 0, 0]
+    assert holdout_split(labels, 0.3, seed=0)[1].tolist() == val.tolist()
+    assert len(holdout_split(np.array([0, 1, 2]), 0.3, seed=0)[1]) == 0  # budget 1: no validation part
+
+
+def test_linear_probe_learns_early_stops_and_is_seeded():
+    from medssl.classify import LinearProbe
+
+    train, test = embeddings(n=200, seed=3, n_test=200)
+    probe = LinearProbe(max_epochs=100, patience=10, random_state=0).fit(train.features, train.labels)
+    assert probe.n_val_ > 0 and 0 <= probe.best_epoch_ < 100
+    assert balanced_accuracy(test.labels, probe.predict(test.features)) > 0.5
+    np.testing.assert_allclose(probe.predict_proba(test.features).sum(axis=1), 1.0, rtol=1e-5)
+    again = LinearProbe(max_epochs=100, patience=10, random_state=0).fit(train.features, train.labels)
+    np.testing.assert_array_equal(again.coef_, probe.coef_)
+    one_each = LinearProbe(max_epochs=5).fit(train.features[:4], np.arange(4))  # no validation part
+    assert one_each.n_val_ == 0 and one_each.best_epoch_ == 4
+
+
+def test_every_classifier_of_the_configs_runs_on_a_tiny_budget():
+    import yaml
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    classifiers = config["evaluation"]["classifiers"]
+    assert {"knn_cosine", "linear"} <= set(classifiers)
+    train, test = embeddings(seed=4, n_test=80)
+    for budget in (1, 5):
+        records = list(run_budget(train, test, budget, [0], classifiers, ["power_transform", "pca"]))
+        assert {name for name, *_ in records} == set(classifiers)
+        assert all(0 <= r["balanced_accuracy"] <= 1 for _, _, r, _ in records)
+
+
+def balanced_accuracy(y, p):
+    from sklearn.metrics import balanced_accuracy_score
+
+    return balanced_accuracy_score(y, p)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.report import (budget_positions, collect_metrics, mean_confusion, plot_balanced_accuracy,
-                           plot_confusion_matrix, save_figure, summarize)
+from medssl.report import (add_paired_to_summary, budget_positions, collect_metrics, label_efficiency,
+                           mean_confusion, paired_comparison, plot_balanced_accuracy, plot_confusion_matrix,
+                           plot_label_efficiency, save_figure, summarize)
 
 
 def fit_record(method, classifier, budget, seed, bacc, n_classes=3):
@@ -14,7 +15,9 @@ def fit_record(method, classifier, budget, seed, bacc, n_classes=3):
     return {"dataset": "toy", "method": method, "classifier": classifier, "budget": budget, "seed": seed,
             "n_train": 3 * (5 if budget == "all" else int(budget)), "n_test": 30, "n_classes": n_classes,
             "balanced_accuracy": bacc, "accuracy": bacc, "macro_f1": bacc, "fit_seconds": 0.1,
-            "pool_class_counts": [40, 20, 5], "classes": ["a", "b", "c"], "confusion_matrix": cm.tolist()}
+            "pool_class_counts": [40, 20, 5], "classes": ["a", "b", "c"], "confusion_matrix": cm.tolist(),
+            "per_class_recall": (np.diag(cm) / cm.sum(axis=1)).tolist(), "variant": "classes_all",
+            "min_class_size": 1}
 
 
 @pytest.fixture
@@ -78,3 +81,75 @@ def test_confusion_is_row_normalised_mean_over_seeds():
     fig = plot_confusion_matrix(records, "t")
     # classes ordered by frequency in the labeled pool: a (40), b (20), c (5)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "c"]
+
+
+DATASETS = {"toy": {"title": "Toy", "literature_benchmark": 0.6, "dl_benchmark": None,
+                    "literature_per_class": {"a": 0.9, "c": 0.1}}}
+
+
+@pytest.fixture
+def arm_files(tmp_path):
+    """SSL (svm, knn) and the DL baseline on the same budgets and seeds; SVM always better by 0.1."""
+    paths = []
+    for clf, method, offset in [("svm", "dino", 0.1), ("knn", "dino", 0.05), ("finetune", "supervised", 0.0)]:
+        for budget, base in [("1", 0.3), ("10", 0.5), ("all", 0.65)]:
+            for seed in range(5):
+                path = tmp_path / f"{method}_{clf}_{budget}_{seed}.json"
+                path.write_text(json.dumps(fit_record(method, clf, budget, seed, base + offset + 0.01 * seed)))
+                paths.append(path)
+    return paths
+
+
+def test_label_efficiency_finds_the_first_budget_reaching_each_benchmark(arm_files):
+    summary = summarize(collect_metrics(arm_files, {"svm": "SVM"}))
+    eff = label_efficiency(summary, DATASETS).set_index(["arm", "benchmark"])
+    assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # 0.62 >= 0.6
+    assert eff.loc[("DL baseline", "literature"), "budget_reached"] == "all"  # 0.52 at 10, 0.67 at all
+    # no DL benchmark in the config: this run's DL baseline on all labels (0.67)
+    assert eff.loc[("dino + SVM", "dl_benchmark"), "benchmark_value"] == pytest.approx(0.67)
+    assert eff.loc[("dino + SVM", "dl_benchmark"), "budget_reached"] == "all"
+    assert eff.loc[("dino + knn", "dl_benchmark"), "budget_reached"] == "all"
+
+
+def test_paired_comparison_pairs_seeds_and_reports_wilcoxon(arm_files):
+    metrics = collect_metrics(arm_files, {"svm": "SVM"})
+    paired = paired_comparison(metrics, "dino", "svm").set_index("budget")
+    assert list(paired.index) == ["1", "10", "all", "pooled"]
+    np.testing.assert_allclose(paired["mean_difference"], 0.1)
+    assert paired.loc["10", "ssl_wins"] == 5
+    assert paired.loc["10", "n_pairs"] == 5 and paired.loc["pooled", "n_pairs"] == 15
+    assert paired.loc["10", "p_value"] == pytest.approx(0.0625)  # exact, 5 of 5 positive
+    assert paired.loc["pooled", "p_value"] < 0.001
+    summary = add_paired_to_summary(summarize(metrics), paired.reset_index(), "dino", "svm")
+    svm = summary[summary.classifier == "svm"]
+    assert svm["vs_dl_wilcoxon_p"].notna().all() and summary[summary.classifier == "knn"]["vs_dl_wilcoxon_p"].isna().all()
+
+
+def test_fig1_plots_the_table_means_benchmarks_and_training_sizes(arm_files, tmp_path):
+    summary = summarize(collect_metrics(arm_files, {"svm": "SVM"}))
+    fig = plot_label_efficiency(summary, DATASETS, "dino", {"toy": "classes_all"})
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for arm, group in summary.groupby("arm"):
+        expected = group.assign(x=budget_positions(group)).sort_values("x")["balanced_accuracy_mean"]
+        np.testing.assert_allclose(lines[arm].get_ydata(), expected.to_numpy())
+    assert lines["literature benchmark"].get_ydata()[0] == 0.6
+    assert lines["DL benchmark"].get_ydata()[0] == pytest.approx(0.67)
+    assert lines["literature benchmark"].get_linestyle() == "--" and lines["DL benchmark"].get_linestyle() == "-."
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["1", "10", "all"]
+    top = [child for child in ax.get_children() if type(child).__name__ == "SecondaryAxis"][0]
+    assert [t.get_text() for t in top.get_xticklabels()] == ["3", "30", "15"]  # n_train of the fixture
+    save_figure(fig, tmp_path / "f1.png", tmp_path / "f1.pdf")
+
+
+def test_fig3_rows_are_ours_literature_and_dl(tmp_path):
+    ours = [fit_record("dino", "svm", "10", seed, 0.5) for seed in range(3)]
+    dl = [fit_record("supervised", "finetune", "10", seed, 0.4) for seed in range(3)]
+    fig = plot_confusion_matrix(ours, "t", baseline=dl, literature_per_class=DATASETS["toy"]["literature_per_class"])
+    strip = fig.axes[2]
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["ours", "literature", "DL baseline"]
+    texts = [t.get_text() for t in strip.texts]
+    assert texts[3:6] == ["0.90", "–", "0.10"]  # literature row; class b not reported
+    mean, _ = mean_confusion(ours)
+    assert texts[:3] == [f"{v:.2f}" for v in np.diag(mean)]
+    assert fig.axes[1].get_xscale() == "log"

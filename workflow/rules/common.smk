@@ -13,6 +13,30 @@ CLASSIFIERS = config["evaluation"]["classifiers"]
 BUDGETS = [str(b) for b in config["evaluation"]["budgets"]]
 SEEDS = config["evaluation"]["seeds"]
 SPLITS = ["labeled_train", "unlabeled_train", "test"]
+# The supervised end-to-end DL baseline is an arm of its own: method "supervised", classifier
+# "finetune" in results/fits/ (rules/supervised.smk).
+SUPERVISED = config.get("baselines", {}).get("supervised", {"enabled": False})
+SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
+SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
+
+
+def variants(dataset):
+    """Class-set variants of a dataset's evaluation: every class, and, when the dataset sets
+    min_class_size, only the classes with at least that many labeled images (the paper's "250+")."""
+    size = config["datasets"][dataset].get("min_class_size")
+    return ["classes_all"] + ([f"classes_min{size}"] if size else [])
+
+
+def variant_min_class_size(wildcards):
+    """classes_all -> None, classes_min250 -> 250."""
+    v = wildcards.variant
+    return None if v == "classes_all" else int(v.removeprefix("classes_min"))
+
+
+def ssl_method():
+    """The SSL method of the paper-style figures and of the paired comparison."""
+    confusion = config.get("figures", {}).get("confusion", {})
+    return confusion.get("method") or next(iter(_names(METHODS, "dino") or METHODS))
 
 
 def _names(mapping, kind):
@@ -42,6 +66,21 @@ def _check_config():
         raise ValueError(
             f"figures.confusion.budget: {confusion['budget']!r} is not one of evaluation.budgets: {BUDGETS}"
         )
+    if "supervised" in METHODS:
+        raise ValueError("methods.supervised: the name is taken by the supervised DL baseline; rename the method")
+    for name in _names(METHODS, "published"):
+        missing = sorted(set(DATASETS) - set(METHODS[name]["urls"]))
+        if missing:
+            raise ValueError(f"methods.{name}.urls: no published checkpoint for dataset(s) {missing}")
+    extra = sorted(set(SUPERVISED_BUDGETS) - set(BUDGETS))
+    if extra:
+        raise ValueError(
+            f"baselines.supervised.budgets: {extra} not in evaluation.budgets {BUDGETS} "
+            "(the arms are compared on the same budgets)"
+        )
+    extra = sorted(set(SUPERVISED_SEEDS) - set(SEEDS))
+    if extra:
+        raise ValueError(f"baselines.supervised.seeds: {extra} not in evaluation.seeds {SEEDS}")
 
 
 _check_config()
@@ -56,6 +95,7 @@ wildcard_constraints:
     method=_alternation(METHODS),
     classifier=_alternation(CLASSIFIERS),
     budget=_alternation(BUDGETS),
+    variant=r"classes_all|classes_min\d+",
     split="labeled_train|test",
     seed=r"\d+",
 
@@ -95,10 +135,21 @@ def dataset_images(wildcards):
     return {}
 
 
-def fit_outputs(dataset, method, budget):
+def supervised_inputs(wildcards):
+    """The DL baseline reads the images of the labeled pool and the test set (no SSL pool)."""
+    d = wildcards.dataset
+    return {
+        "labeled_train": f"splits/{d}/labeled_train.csv",
+        "test": f"splits/{d}/test.csv",
+        **dataset_images(wildcards),
+    }
+
+
+def fit_outputs(dataset, variant, method, budget):
     return expand(
-        "results/fits/{dataset}/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
+        "results/fits/{dataset}/{variant}/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
         dataset=dataset,
+        variant=variant,
         method=method,
         budget=budget,
         classifier=CLASSIFIERS,
@@ -106,33 +157,59 @@ def fit_outputs(dataset, method, budget):
     )
 
 
+def supervised_outputs(dataset, variant, budgets=None):
+    if not SUPERVISED.get("enabled", False):
+        return []
+    return expand(
+        "results/fits/{dataset}/{variant}/supervised/budget_{budget}/finetune/seed_{seed}.json",
+        dataset=dataset,
+        variant=variant,
+        budget=SUPERVISED_BUDGETS if budgets is None else [b for b in budgets if b in SUPERVISED_BUDGETS],
+        seed=SUPERVISED_SEEDS,
+    )
+
+
 def all_fit_outputs(wildcards=None):
     return [
         path
         for dataset in DATASETS
-        for method in METHODS
-        for budget in BUDGETS
-        for path in fit_outputs(dataset, method, budget)
+        for variant in variants(dataset)
+        for path in [
+            *(p for method in METHODS for budget in BUDGETS for p in fit_outputs(dataset, variant, method, budget)),
+            *supervised_outputs(dataset, variant),
+        ]
     ]
 
 
+def confusion_budget():
+    return str(config.get("figures", {}).get("confusion", {}).get("budget", BUDGETS[-1]))
+
+
 def confusion_fits(wildcards):
+    """Fig. 3: the SSL arm's fits at the chosen budget, and the DL baseline's at that budget if it ran."""
     confusion = config.get("figures", {}).get("confusion", {})
-    method = confusion.get("method", next(iter(METHODS)))
     classifier = confusion.get("classifier", next(iter(CLASSIFIERS)))
-    budget = str(confusion.get("budget", BUDGETS[-1]))
-    return expand(
-        "results/fits/{dataset}/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
-        dataset=wildcards.dataset,
-        method=method,
-        budget=budget,
-        classifier=classifier,
-        seed=SEEDS,
-    )
+    return {
+        "ssl": expand(
+            "results/fits/{dataset}/classes_all/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
+            dataset=wildcards.dataset,
+            method=ssl_method(),
+            budget=confusion_budget(),
+            classifier=classifier,
+            seed=SEEDS,
+        ),
+        "dl": supervised_outputs(wildcards.dataset, "classes_all", [confusion_budget()]),
+    }
+
+
+TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison"]
 
 
 def get_final_outputs():
-    outputs = ["results/tables/metrics.csv", "results/tables/summary.csv"]
+    outputs = [f"results/tables/{table}.csv" for table in TABLES]
+    outputs += expand("results/figures/fig1_balanced_accuracy.{ext}", ext=["png", "pdf"])
+    if any(config["datasets"][d].get("min_class_size") for d in DATASETS):
+        outputs += expand("results/figures/fig2_balanced_accuracy_min_class_size.{ext}", ext=["png", "pdf"])
     for dataset in DATASETS:
         for figure in ["balanced_accuracy", "confusion_matrix"]:
             outputs += expand(
@@ -141,4 +218,5 @@ def get_final_outputs():
                 figure=figure,
                 ext=["png", "pdf"],
             )
+    outputs.append("results/config.yaml")
     return outputs

@@ -1,4 +1,5 @@
-# Stage 6-7: one tidy table of every fit, a summary over seeds, and the figures.
+# Stage 6-7: one tidy table of every fit, a summary over seeds, the label-efficiency and paired
+# comparison tables, the figures, and the config that made them (all bundled by `--report`).
 
 
 rule aggregate_metrics:
@@ -15,21 +16,58 @@ rule aggregate_metrics:
             caption="../report/summary.rst",
             category="Tables",
         ),
+        label_efficiency=report(
+            "results/tables/label_efficiency.csv",
+            caption="../report/label_efficiency.rst",
+            category="Tables",
+        ),
+        paired_comparison=report(
+            "results/tables/paired_comparison.csv",
+            caption="../report/paired_comparison.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/aggregate_metrics/aggregate_metrics.log",
     benchmark:
         "results/benchmarks/aggregate_metrics/aggregate_metrics.tsv"
     params:
         config=config,
+        ssl_method=ssl_method(),
     conda:
         "../../envs/sklearn.yaml"
     script:
         "../scripts/aggregate_metrics.py"
 
 
+rule plot_label_efficiency:
+    input:
+        summary="results/tables/summary.csv",
+    output:
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/label_efficiency_figure.rst",
+            category="Figures",
+            subcategory="Label efficiency",
+        ),
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "results/logs/plot_label_efficiency/{figure}.log",
+    benchmark:
+        "results/benchmarks/plot_label_efficiency/{figure}.tsv"
+    wildcard_constraints:
+        figure="fig1_balanced_accuracy|fig2_balanced_accuracy_min_class_size",
+    params:
+        config=config,
+        ssl_method=ssl_method(),
+    conda:
+        "../../envs/sklearn.yaml"
+    script:
+        "../scripts/plot_label_efficiency.py"
+
+
 rule plot_balanced_accuracy:
     input:
-        metrics="results/tables/metrics.csv",
+        summary="results/tables/summary.csv",
     output:
         png=report(
             "results/figures/{dataset}/balanced_accuracy.png",
@@ -52,7 +90,7 @@ rule plot_balanced_accuracy:
 
 rule plot_confusion_matrix:
     input:
-        confusion_fits,
+        unpack(confusion_fits),
     output:
         png=report(
             "results/figures/{dataset}/confusion_matrix.png",
@@ -67,7 +105,23 @@ rule plot_confusion_matrix:
         "results/benchmarks/plot_confusion_matrix/{dataset}.tsv"
     params:
         config=config,
+        labels={name: spec.get("label", name) for name, spec in CLASSIFIERS.items()},
     conda:
         "../../envs/sklearn.yaml"
     script:
         "../scripts/plot_confusion_matrix.py"
+
+
+rule write_config:
+    output:
+        report("results/config.yaml", caption="../report/config.rst", category="Configuration"),
+    log:
+        "results/logs/write_config/write_config.log",
+    benchmark:
+        "results/benchmarks/write_config/write_config.tsv"
+    params:
+        config=config,
+    conda:
+        "../../envs/sklearn.yaml"
+    script:
+        "../scripts/write_config.py"

@@ -47,3 +47,29 @@ rule init_random_backbone:
         "../../envs/torch.yaml"
     script:
         "../scripts/init_random_backbone.py"
+
+
+# The paper's released DINO teachers (method kind `published`) instead of pretraining: download
+# (resumable, md5-checked) or a local file://, keep the backbone.* keys and load them strictly into
+# the configured backbone (xcit_small_12_p8_224 for the released files).
+rule fetch_published_weights:
+    output:
+        backbone="results/ssl/{dataset}/{method}/backbone.pt",
+    log:
+        "results/logs/fetch_published_weights/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/fetch_published_weights/{dataset}/{method}.tsv"
+    wildcard_constraints:
+        method=_alternation(_names(METHODS, "published")),
+    params:
+        url=lambda wc: method_cfg(wc)["urls"][wc.dataset],
+        md5=lambda wc: method_cfg(wc).get("md5", {}).get(wc.dataset),
+        prefix=lambda wc: method_cfg(wc).get("prefix", "backbone."),
+        download=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}/download/checkpoint.pt",
+        backbone=config["backbone"],
+    localrule: True  # on a cluster the download runs where Snakemake runs (compute nodes may be offline)
+    retries: 2
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/fetch_published_weights.py"

@@ -1,14 +1,26 @@
-"""All per-fit records -> results/tables/metrics.csv (one row per fit) and summary.csv (over seeds)."""
-from medssl.report import collect_metrics, summarize
-from medssl.runtime import atomic_path, setup_logging, write_provenance
+"""All per-fit records -> metrics.csv (one row per fit), summary.csv (over seeds, with the paired
+comparison against the DL baseline), label_efficiency.csv and paired_comparison.csv."""
+from medssl.report import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
+from medssl.runtime import atomic_path, limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 config = snakemake.params.config
 labels = {name: spec.get("label", name) for name, spec in config["evaluation"]["classifiers"].items()}
+compared = config.get("figures", {}).get("confusion", {}).get("classifier") or next(iter(labels))
+method = snakemake.params.ssl_method
 metrics = collect_metrics(snakemake.input, labels)
 summary = summarize(metrics)
-for frame, path in [(metrics, snakemake.output.metrics), (summary, snakemake.output.summary)]:
+paired = paired_comparison(metrics, method, compared)
+tables = {
+    "metrics": metrics,
+    "summary": add_paired_to_summary(summary, paired, method, compared),
+    "label_efficiency": label_efficiency(summary, config["datasets"]),
+    "paired_comparison": paired,
+}
+for name, frame in tables.items():
+    path = snakemake.output[name]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     write_provenance(path, config)
-log.info("%d fits aggregated", len(metrics))
+log.info("%d fits aggregated; SSL arm compared with the DL baseline: %s + %s", len(metrics), method, compared)

@@ -5,11 +5,11 @@ import torch
 
 from medssl.data import read_split
 from medssl.embed import default_workers, embed_split, pick_device
-from medssl.runtime import setup_logging
+from medssl.runtime import limit_threads, setup_logging
 from medssl.ssl import load_backbone
 
 log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 device = pick_device("auto")
 log.info("extracting on %s", device)

@@ -2,9 +2,10 @@
 from pathlib import Path
 
 from medssl.data import SYNTHETIC_MARROW_DEFAULT_COUNTS, DatasetError, generate_synthetic_marrow
-from medssl.runtime import atomic_path, setup_logging
+from medssl.runtime import atomic_path, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
 counts = source.get("class_counts") or {
@@ -18,6 +19,6 @@ if unknown or set(counts) != set(ds["classes"]):
     )
 root = Path(snakemake.output.manifest).parent / "synthetic"
 manifest = generate_synthetic_marrow(root, counts, source.get("n_unlabeled", 0), ds["image_size"], snakemake.params.seed)
-log.info("generated %d images (%d unlabeled) in %s", len(manifest), manifest["label"].isna().sum(), root)
+log.info("generated %d images (%d unlabeled) in %s", len(manifest), (manifest["label"] == "").sum(), root)
 with atomic_path(snakemake.output.manifest) as tmp:
     manifest.to_csv(tmp, index=False)

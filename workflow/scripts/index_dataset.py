@@ -4,9 +4,10 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.data import check_images, index_folder, read_manifest
-from medssl.runtime import atomic_path, setup_logging
+from medssl.runtime import atomic_path, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
 root = Path(source["root"])

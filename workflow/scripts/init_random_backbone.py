@@ -2,10 +2,11 @@
 when backbone.pretrained is true), saved like a pretrained one."""
 import torch
 
-from medssl.runtime import atomic_path, setup_logging
+from medssl.runtime import atomic_path, limit_threads, setup_logging
 from medssl.ssl import build_backbone
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 spec = snakemake.params.backbone
 torch.manual_seed(snakemake.params.method.get("seed", 0))
 backbone = build_backbone(spec["name"], pretrained=spec.get("pretrained", False), **spec.get("kwargs", {}))

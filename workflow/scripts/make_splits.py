@@ -2,9 +2,10 @@
 import pandas as pd
 
 from medssl.data import make_splits, write_split
-from medssl.runtime import setup_logging
+from medssl.runtime import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 split = ds.get("split", {})
 manifest = pd.read_csv(snakemake.input.manifest, dtype=str, keep_default_na=False)

@@ -1,14 +1,17 @@
-"""Balanced accuracy against labels per class for one dataset (PNG + PDF)."""
+"""Every arm of one dataset (all methods x classifiers and the DL baseline), PNG + PDF."""
 import pandas as pd
 
-from medssl.report import plot_balanced_accuracy, save_figure, summarize
-from medssl.runtime import setup_logging, write_provenance
+from medssl.report import benchmarks, plot_balanced_accuracy, save_figure
+from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
 config = snakemake.params.config
-ds = config["datasets"][snakemake.wildcards.dataset]
-metrics = pd.read_csv(snakemake.input.metrics, dtype={"budget": str})
-fig = plot_balanced_accuracy(summarize(metrics), snakemake.wildcards.dataset, ds.get("title"),
-                             ds.get("literature_benchmark"), ds.get("dl_benchmark"))
+dataset = snakemake.wildcards.dataset
+ds = config["datasets"][dataset]
+summary = pd.read_csv(snakemake.input.summary, dtype={"budget": str})
+marks = benchmarks(ds, "classes_all", summary[summary["dataset"] == dataset])
+fig = plot_balanced_accuracy(summary, dataset, ds.get("title"), marks["literature"], marks["dl"])
 save_figure(fig, snakemake.output.png, snakemake.output.pdf)
-write_provenance(snakemake.output.png, config)
+for path in (snakemake.output.png, snakemake.output.pdf):
+    write_provenance(path, config)

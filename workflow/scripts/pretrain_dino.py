@@ -1,26 +1,27 @@
-"""DINO pretraining on the SSL pool (unlabeled_train + labeled_train, never test)."""
-import os
-from pathlib import Path
+"""DINO pretraining on the SSL pool (unlabeled_train + labeled_train, never test).
 
-import torch
-
-from medssl.augment import MultiCropAugment, MultiCropConfig
-from medssl.data import ImageDataset, read_split, ssl_pool
-from medssl.runtime import setup_logging
-from medssl.ssl import DinoConfig, train_dino
+With the `gpu` resource > 1 the job starts one training process per GPU (torchrun on one node;
+with `nodes` > 1 the job's `mpi` launcher, e.g. srun, on every node); otherwise it trains here.
+"""
+from medssl.runtime import limit_threads, setup_logging
+from medssl.ssl import launch_pretraining
 
 log = setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+limit_threads(snakemake.threads)
+resources = snakemake.resources
 ds = snakemake.params.dataset
 method = snakemake.params.method
-splits = {name: read_split(path, labeled=name != "unlabeled_train")
-          for name, path in snakemake.input.items() if name in ("labeled_train", "unlabeled_train")}
-pool = ssl_pool(splits)
-log.info("SSL pool: %d images (labeled_train %d + unlabeled_train %d)", len(pool),
-         len(splits["labeled_train"]), len(splits.get("unlabeled_train", [])))
-dataset = ImageDataset(pool["image"].tolist(), Path(snakemake.params.image_root), ds["image_size"],
-                       channels=ds.get("channels", 3))
-cfg = DinoConfig.from_dict(method.get("params", {}))
-augment = MultiCropAugment(MultiCropConfig.from_dict(method.get("augmentation", {})))
-teacher = train_dino(cfg, snakemake.params.backbone, dataset, augment, Path(snakemake.params.work_dir), log)
-os.replace(teacher, snakemake.output.backbone)
+spec = {
+    "splits": {name: str(path) for name, path in snakemake.input.items()
+               if name in ("labeled_train", "unlabeled_train")},
+    "image_root": str(snakemake.params.image_root),
+    "image_size": ds["image_size"],
+    "channels": ds.get("channels", 3),
+    "dino": dict(method.get("params") or {}),
+    "augmentation": dict(method.get("augmentation") or {}),
+    "backbone": dict(snakemake.params.backbone),
+    "work_dir": str(snakemake.params.work_dir),
+    "output": str(snakemake.output.backbone),
+}
+launch_pretraining(spec, gpus=resources.get("gpu", 1), nodes=resources.get("nodes", 1),
+                   mpi=resources.get("mpi"), threads=snakemake.threads, log=log)

@@ -82,6 +82,71 @@ def sample_budget(labels: np.ndarray, budget: int | str | None, seed: int) -> np
     return np.sort(np.concatenate(chosen))
 
 
+def restrict_classes(train: "Embeddings", test: "Embeddings", min_class_size: int | None,
+                     ) -> tuple["Embeddings", "Embeddings"]:
+    """The "250+" variant (REFERENCE 1.8): keep the classes with at least `min_class_size` images in
+    the labeled pool (>= as the original code; the paper text says "more than"), and drop every other
+    class from the labeled pool and the test set. The SSL pool is not touched (it is unlabeled).
+
+    Kept classes keep their configured order; labels are re-indexed to 0..k-1. Returns the inputs
+    unchanged for None or 1. The budget draw stays identical for the kept classes: `sample_budget`
+    seeds each class by its label index, so call it *before* re-indexing -- `variant_pool` does."""
+    if not min_class_size or min_class_size <= 1:
+        return train, test
+    counts = np.bincount(train.labels, minlength=len(train.classes))
+    kept = np.flatnonzero(counts >= min_class_size)
+    if len(kept) < 2:
+        raise ValueError(f"min_class_size={min_class_size}: only {len(kept)} class(es) have that many labeled "
+                         f"images (counts {dict(zip(train.classes, counts.tolist()))}); need at least 2")
+    remap = np.full(len(train.classes), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    classes = [train.classes[i] for i in kept]
+
+    def restrict(e: "Embeddings") -> "Embeddings":
+        keep = np.isin(e.labels, kept)
+        return Embeddings(e.features[keep], e.images[keep], remap[e.labels[keep]], classes)
+
+    return restrict(train), restrict(test)
+
+
+def budget_subset(labels: np.ndarray, classes: Sequence[str], budget: int | str, seed: int,
+                  all_classes: Sequence[str] | None = None) -> np.ndarray:
+    """Indices of the labeled subset for (budget, seed), identical for every arm of every rule.
+
+    `labels` index `classes`; when these are a restricted class list (the "250+" variant), pass the
+    full configured list as `all_classes`: each class is then drawn with the generator of its index in
+    the full list, so a kept class gets exactly the images it gets in the full evaluation."""
+    if all_classes is not None:
+        position = np.asarray([list(all_classes).index(c) for c in classes], dtype=np.int64)
+        labels = position[labels]
+    return sample_budget(labels, budget, seed)
+
+
+def holdout_split(labels: np.ndarray, fraction: float, seed: int, min_per_class: int = 3,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) indices for early stopping: `fraction` of each class (at least one image,
+    rounded) held out, stratified and seeded -- the paper's 70/30 split of the label budget.
+
+    Classes with fewer than `min_per_class` images give all of them to the fit part (a budget of
+    1-2 per class cannot spare a validation image). When no class can, the validation part is
+    empty and the caller trains for a fixed number of epochs without early stopping."""
+    fit, val = [], []
+    for cls in np.unique(labels):
+        members = np.random.default_rng([seed, int(cls), 7]).permutation(np.flatnonzero(labels == cls))
+        n_val = max(1, int(round(fraction * len(members)))) if len(members) >= min_per_class else 0
+        val.append(members[:n_val])
+        fit.append(members[n_val:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val)).astype(np.int64)
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Cross-entropy weights w_c proportional to 1/count_c, normalised to sum to the number of classes
+    present (the original's weighting); classes absent from `labels` get weight 0."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    return w * (counts > 0).sum() / w.sum()
+
+
 class ClassScaledKNN(ClassifierMixin, BaseEstimator):
     """k-NN with k = neighbors_per_class x number of classes, as the paper (5 x classes),
     capped at the training-set size so that tiny budgets work (the original crashed)."""
@@ -129,6 +194,110 @@ class CosineKNN(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+class LinearProbe(ClassifierMixin, BaseEstimator):
+    """The paper's "SSL + LL": a linear layer trained on frozen SSL features.
+
+    Used with `preprocess: false` on the frozen embeddings of a method, this equals a frozen
+    backbone + linear head trained without augmentation (the original trained the final LayerNorm
+    too, on a fresh ImageNet backbone instead of the SSL weights -- REFERENCE 5, bug 11).
+    Class-weighted cross-entropy, AdamW, mini-batches; early stopping on a stratified held-out
+    `val_fraction` of the training set (`holdout_split`), keeping the best epoch's weights
+    (highest validation balanced accuracy, ties to the lower validation loss). Without a
+    validation part (budgets of 1-2 per class) it trains `max_epochs` and keeps the last weights.
+    Features are standardised with the fit part's mean/std. Seeded by `random_state`."""
+
+    def __init__(self, lr: float = 1e-2, weight_decay: float = 1e-4, max_epochs: int = 300,
+                 patience: int = 30, batch_size: int = 256, val_fraction: float = 0.3,
+                 standardize: bool = True, random_state: int = 0, n_threads: int = 1):
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.standardize = standardize
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def fit(self, X, y):
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.n_threads)
+        try:
+            return self._fit(torch, np.asarray(X, dtype=np.float32), np.asarray(y))
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, torch, X, y):
+        from torch.nn import functional as F
+
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        fit_idx, val_idx = holdout_split(yi, self.val_fraction, self.random_state)
+        self.mean_ = X[fit_idx].mean(axis=0) if self.standardize else np.zeros(X.shape[1], np.float32)
+        self.scale_ = (X[fit_idx].std(axis=0) + 1e-6) if self.standardize else np.ones(X.shape[1], np.float32)
+        Xs = torch.from_numpy((X - self.mean_) / self.scale_)
+        Y = torch.from_numpy(yi.astype(np.int64))
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        layer = torch.nn.Linear(X.shape[1], n_classes)
+        with torch.no_grad():
+            bound = 1.0 / np.sqrt(X.shape[1])
+            layer.weight.uniform_(-bound, bound, generator=gen)
+            layer.bias.zero_()
+        weight = torch.as_tensor(class_weights(yi[fit_idx], n_classes), dtype=torch.float32)
+        opt = torch.optim.AdamW(layer.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        Xf, Yf = Xs[fit_idx], Y[fit_idx]
+        Xv, Yv = Xs[val_idx], Y[val_idx]
+        batch = max(1, min(self.batch_size, len(fit_idx)))
+        best, best_key, since = None, None, 0
+        self.history_ = []
+        for epoch in range(self.max_epochs):
+            order = torch.randperm(len(Xf), generator=gen)
+            for start in range(0, len(order), batch):
+                b = order[start:start + batch]
+                loss = F.cross_entropy(layer(Xf[b]), Yf[b], weight=weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if len(val_idx) == 0:
+                continue
+            with torch.no_grad():
+                logits = layer(Xv)
+                val_loss = float(F.cross_entropy(logits, Yv, weight=weight))
+                bacc = float(balanced_accuracy_score(Yv.numpy(), logits.argmax(1).numpy()))
+            self.history_.append({"epoch": epoch, "val_balanced_accuracy": bacc, "val_loss": val_loss})
+            key = (bacc, -val_loss)
+            if best_key is None or key > best_key:
+                best_key, since = key, 0
+                best = {k: v.clone() for k, v in layer.state_dict().items()}
+                self.best_epoch_ = epoch
+            else:
+                since += 1
+                if since >= self.patience:
+                    break
+        if best is not None:
+            layer.load_state_dict(best)
+        else:
+            self.best_epoch_ = self.max_epochs - 1
+        self.n_fit_, self.n_val_ = len(fit_idx), len(val_idx)
+        self.coef_ = layer.weight.detach().numpy().copy()
+        self.intercept_ = layer.bias.detach().numpy().copy()
+        return self
+
+    def decision_function(self, X):
+        Xs = (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
+        return Xs @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X):
+        z = self.decision_function(X)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -191,13 +360,18 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, A
 
 def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Sequence[int],
                classifiers: Mapping[str, Mapping[str, Any]], preprocessing: Sequence[str],
+               min_class_size: int | None = None,
                ) -> Iterator[tuple[str, int, dict[str, Any], np.ndarray]]:
     """Fit every classifier for every seed at one label budget.
 
-    Yields (classifier name, seed, result record, test predictions)."""
+    `min_class_size` (> 1) restricts the evaluation to the classes with at least that many labeled
+    images (the "250+" variant, `restrict_classes`). Yields (classifier name, seed, result record,
+    test predictions as indices into record["classes"]); the test set is `restrict_classes`' one."""
+    all_classes = list(train.classes)
+    train, test = restrict_classes(train, test, min_class_size)
     n_classes = len(train.classes)
     for seed in seeds:
-        index = sample_budget(train.labels, budget, seed)
+        index = budget_subset(train.labels, train.classes, budget, seed, all_classes)
         subset = train.subset(index)
         t0 = time.perf_counter()
         pre = build_preprocessor(preprocessing, random_state=seed)
@@ -216,6 +390,7 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
                 "classifier": name,
                 "budget": str(budget),
                 "seed": seed,
+                "min_class_size": int(min_class_size or 1),
                 "n_train": int(len(index)),
                 "n_test": int(len(test.labels)),
                 "n_classes": n_classes,
@@ -224,7 +399,18 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
                 "classes": list(train.classes),
                 "train_images": subset.images.tolist(),
                 "fit_seconds": seconds,
+                **estimator_details(estimator),
             }
             log.info("%s budget=%s seed=%d n_train=%d balanced_accuracy=%.4f (%.2f s)",
                      name, budget, seed, len(index), record["balanced_accuracy"], seconds)
             yield name, seed, record, y_pred
+
+
+def estimator_details(estimator: BaseEstimator) -> dict[str, Any]:
+    """Fitted quantities worth keeping in the per-fit record (k actually used, early-stopping epoch)."""
+    details = {}
+    for attr, key in [("n_neighbors_", "n_neighbors"), ("best_epoch_", "best_epoch"), ("n_fit_", "n_fit"),
+                      ("n_val_", "n_val")]:
+        if hasattr(estimator, attr):
+            details[key] = int(getattr(estimator, attr))
+    return details

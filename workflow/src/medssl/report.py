@@ -11,9 +11,17 @@ import pandas as pd
 from scipy import stats
 
 METRICS = ["balanced_accuracy", "accuracy", "macro_f1"]
-KEYS = ["dataset", "method", "classifier", "budget"]
-TABLE_COLUMNS = ["dataset", "method", "classifier", "arm", "budget", "budget_per_class", "seed", "n_train",
-                 "n_test", "n_classes", *METRICS, "fit_seconds"]
+KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]
+# results/tables/metrics.csv, one row per fit:
+#   dataset, variant (classes_all | classes_min<N>), min_class_size (1 = every class), method (an SSL
+#   method, or "supervised" for the DL baseline), classifier ("finetune" for the DL baseline), arm (the
+#   plotted name), budget (maximum labeled images per class, or "all"), budget_per_class (numeric;
+#   'all' = size of the largest class), seed, n_train (labeled images of the subset, validation part
+#   included for early-stopped arms), n_test, n_classes, the metrics on the test set, fit_seconds.
+TABLE_COLUMNS = ["dataset", "variant", "min_class_size", "method", "classifier", "arm", "budget",
+                 "budget_per_class", "seed", "n_train", "n_test", "n_classes", *METRICS, "fit_seconds"]
+SUPERVISED = "supervised"
+DL_ARM = "DL baseline"
 
 
 def read_fit(path: str | Path) -> dict:
@@ -27,35 +35,41 @@ def budget_per_class(budget: str, pool_class_counts: Sequence[int]) -> int:
 
 
 def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per fit (see TABLE_COLUMNS; documented in results/README in the repository README)."""
+    """One row per fit (columns: TABLE_COLUMNS, documented above)."""
     rows = []
     for path in paths:
         rec = read_fit(path)
         rows.append({
             **{k: rec[k] for k in ["dataset", "method", "classifier", "seed", "n_train", "n_test", "n_classes",
                                     *METRICS, "fit_seconds"]},
+            "variant": rec.get("variant", "classes_all"),
+            "min_class_size": int(rec.get("min_class_size") or 1),
             "arm": arm_label(rec["method"], rec["classifier"], arm_labels),
             "budget": str(rec["budget"]),
             "budget_per_class": budget_per_class(rec["budget"], rec["pool_class_counts"]),
         })
     df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return df.sort_values(["dataset", "method", "classifier", "budget_per_class", "seed"],
+    return df.sort_values(["dataset", "min_class_size", "method", "classifier", "budget_per_class", "seed"],
                           kind="stable").reset_index(drop=True)
 
 
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
+    if method == SUPERVISED:
+        return DL_ARM
     labels = labels or {}
     return f"{method} + {labels.get(classifier, classifier)}"
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and a 95 % t-interval of each metric over seeds per dataset x method x classifier x budget."""
-    def ci95(x: pd.Series) -> float:
-        n = x.count()
-        return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+def ci95(x: pd.Series) -> float:
+    """Half-width of the 95 % t-interval of the mean over seeds (NaN for one seed)."""
+    n = x.count()
+    return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
 
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and a 95 % t-interval of each metric over seeds per dataset x variant x arm x budget."""
     grouped = df.groupby(KEYS + ["arm", "budget_per_class"], sort=False)
-    out = grouped.agg(n_seeds=("seed", "count"), n_train_mean=("n_train", "mean"))
+    out = grouped.agg(n_seeds=("seed", "count"), n_classes=("n_classes", "first"), n_train_mean=("n_train", "mean"))
     for metric in METRICS:
         out[f"{metric}_mean"] = grouped[metric].mean()
         out[f"{metric}_std"] = grouped[metric].std(ddof=1)
@@ -63,12 +77,112 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _budget_axis(ax, budgets: pd.DataFrame) -> None:
-    ticks = budgets.drop_duplicates("budget").sort_values("x")
-    ax.set_xscale("log")
-    ax.set_xticks(ticks["x"])
-    ax.set_xticklabels(ticks["budget"])
-    ax.minorticks_off()
+def benchmarks(dataset_cfg: Mapping, variant: str, summary: pd.DataFrame | None = None) -> dict[str, float | None]:
+    """The horizontal lines of a panel: the literature benchmark and the DL benchmark.
+
+    Values come from the dataset's config (min_class_benchmarks for a classes_min<N> variant); a
+    missing DL benchmark falls back to this run's DL baseline at budget 'all' (mean over seeds)."""
+    if variant == "classes_all":
+        lit, dl = dataset_cfg.get("literature_benchmark"), dataset_cfg.get("dl_benchmark")
+    else:
+        extra = dataset_cfg.get("min_class_benchmarks") or {}
+        lit, dl = extra.get("literature"), extra.get("dl")
+    measured = None
+    if summary is not None:
+        rows = summary[(summary["variant"] == variant) & (summary["method"] == SUPERVISED)
+                       & (summary["budget"] == "all")]
+        if len(rows):
+            measured = float(rows["balanced_accuracy_mean"].iloc[0])
+    return {"literature": lit, "dl": dl if dl is not None else measured, "dl_measured": measured}
+
+
+def label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per dataset x variant x arm and benchmark: the smallest budget whose mean balanced accuracy
+    reaches the benchmark (empty when none does), with the images per class and in all at it."""
+    rows = []
+    for (dataset, variant), data in summary.groupby(["dataset", "variant"], sort=False):
+        marks = benchmarks(datasets.get(dataset, {}), variant, data)
+        named = {"literature": marks["literature"], "dl_benchmark": marks["dl"],
+                 "dl_benchmark_this_run": marks["dl_measured"]}
+        for (method, classifier, arm), line in data.groupby(["method", "classifier", "arm"], sort=False):
+            line = line.sort_values("budget_per_class")
+            for name, value in named.items():
+                if value is None or (isinstance(value, float) and np.isnan(value)):
+                    continue
+                hit = line[line["balanced_accuracy_mean"] >= value]
+                first = hit.iloc[0] if len(hit) else None
+                rows.append({
+                    "dataset": dataset, "variant": variant, "method": method, "classifier": classifier, "arm": arm,
+                    "benchmark": name, "benchmark_value": value,
+                    "budget_reached": first["budget"] if first is not None else None,
+                    "budget_per_class_reached": first["budget_per_class"] if first is not None else None,
+                    "n_train_reached": first["n_train_mean"] if first is not None else None,
+                    "best_mean": line["balanced_accuracy_mean"].max(),
+                    "best_budget": line.loc[line["balanced_accuracy_mean"].idxmax(), "budget"],
+                })
+    return pd.DataFrame(rows, columns=["dataset", "variant", "method", "classifier", "arm", "benchmark",
+                                       "benchmark_value", "budget_reached", "budget_per_class_reached",
+                                       "n_train_reached", "best_mean", "best_budget"])
+
+
+def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.DataFrame:
+    """SSL arm (method + classifier) against the DL baseline on the same subsets (same seed), per
+    dataset x variant x budget, and pooled over budgets ("pooled": pairs = budget x seed).
+
+    Two-sided Wilcoxon signed-rank test of the balanced-accuracy differences (exact for small n; with
+    5 seeds the smallest possible p is 0.0625, so per-budget tests cannot reach 0.05 -- read the
+    pooled row, and the win count)."""
+    ssl = df[(df["method"] == method) & (df["classifier"] == classifier)]
+    dl = df[df["method"] == SUPERVISED]
+    keys = ["dataset", "variant", "budget", "seed"]
+    pairs = ssl.merge(dl, on=keys, suffixes=("_ssl", "_dl"))
+    rows = []
+    if pairs.empty:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    pairs["diff"] = pairs["balanced_accuracy_ssl"] - pairs["balanced_accuracy_dl"]
+    for (dataset, variant), group in pairs.groupby(["dataset", "variant"], sort=False):
+        per_budget = [(b, g) for b, g in group.groupby("budget", sort=False)]
+        per_budget.sort(key=lambda bg: bg[1]["budget_per_class_ssl"].iloc[0])
+        for budget, g in [*per_budget, ("pooled", group)]:
+            statistic, p = _wilcoxon(g["diff"].to_numpy())
+            rows.append({
+                "dataset": dataset, "variant": variant, "budget": budget, "ssl_arm": g["arm_ssl"].iloc[0],
+                "n_pairs": len(g), "ssl_mean": g["balanced_accuracy_ssl"].mean(),
+                "dl_mean": g["balanced_accuracy_dl"].mean(), "mean_difference": g["diff"].mean(),
+                "ssl_wins": int((g["diff"] > 0).sum()), "wilcoxon_statistic": statistic, "p_value": p,
+            })
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+PAIRED_COLUMNS = ["dataset", "variant", "budget", "ssl_arm", "n_pairs", "ssl_mean", "dl_mean", "mean_difference",
+                  "ssl_wins", "wilcoxon_statistic", "p_value"]
+
+
+def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
+    if len(diff) < 2 or np.all(diff == 0):
+        return float("nan"), float("nan")
+    res = stats.wilcoxon(diff, alternative="two-sided", zero_method="wilcox")
+    return float(res.statistic), float(res.pvalue)
+
+
+def add_paired_to_summary(summary: pd.DataFrame, paired: pd.DataFrame, method: str, classifier: str) -> pd.DataFrame:
+    """The paired comparison's per-budget difference and p-value on the compared arm's summary rows."""
+    cols = {"mean_difference": "vs_dl_mean_difference", "ssl_wins": "vs_dl_wins", "n_pairs": "vs_dl_n_pairs",
+            "p_value": "vs_dl_wilcoxon_p"}
+    if paired.empty:
+        return summary.assign(**{c: np.nan for c in cols.values()})
+    right = paired[paired["budget"] != "pooled"][["dataset", "variant", "budget", *cols]].rename(columns=cols)
+    right = right.assign(method=method, classifier=classifier)
+    return summary.merge(right, on=["dataset", "variant", "method", "classifier", "budget"], how="left")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def budget_positions(summary: pd.DataFrame) -> pd.Series:
@@ -80,43 +194,109 @@ def budget_positions(summary: pd.DataFrame) -> pd.Series:
     return summary["budget_per_class"].where(summary["budget"] != "all", all_x).astype(float)
 
 
-def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | None = None,
-                           literature: float | None = None, dl_benchmark: float | None = None):
-    """Balanced accuracy against labeled images per class: one line per method x classifier,
-    band = +-1 std over seeds. Returns the matplotlib figure."""
-    import matplotlib
+def _budget_axis(ax, data: pd.DataFrame, top_axis: bool = False) -> None:
+    """Log x axis labelled with the budgets (1 ... 1000, 'all'); optionally a top axis with the
+    absolute number of labeled training images at each budget (mean over seeds)."""
+    ticks = data.sort_values("x").drop_duplicates("budget")
+    ax.set_xscale("log")
+    ax.set_xticks(ticks["x"])
+    ax.set_xticklabels(ticks["budget"])
+    ax.minorticks_off()
+    if top_axis:
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(ticks["x"])
+        top.set_xticklabels([f"{n:.0f}" for n in ticks["n_train_mean"]], fontsize=6, rotation=45)
+        top.minorticks_off()
+        top.set_xlabel("labeled training images", fontsize=8)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _line(ax, line: pd.DataFrame, **style) -> None:
+    line = line.sort_values("x")
+    mean, std = line["balanced_accuracy_mean"], line["balanced_accuracy_std"].fillna(0)
+    ax.plot(line["x"], mean, marker="o", ms=3.5, label=line["arm"].iloc[0], **style)
+    ax.fill_between(line["x"], mean - std, mean + std, color=style.get("color"), alpha=0.15, lw=0)
+
+
+def _benchmark_lines(ax, marks: Mapping[str, float | None]) -> None:
+    if marks.get("literature") is not None:
+        ax.axhline(marks["literature"], color="grey", ls="--", lw=1, label="literature benchmark")
+    if marks.get("dl") is not None:
+        ax.axhline(marks["dl"], color="black", ls="-.", lw=1, label="DL benchmark")
+
+
+def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | None = None,
+                           literature: float | None = None, dl_benchmark: float | None = None,
+                           variant: str = "classes_all"):
+    """Every arm of one dataset (all methods x classifiers, and the DL baseline): balanced accuracy
+    against labeled images per class, band = +-1 std over seeds. Returns the matplotlib figure."""
     import seaborn as sns
 
-    data = summary[summary["dataset"] == dataset].copy()
+    plt = _pyplot()
+    data = summary[(summary["dataset"] == dataset) & (summary.get("variant", variant) == variant)].copy()
     data["x"] = budget_positions(data)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    methods = list(dict.fromkeys(data["method"]))
-    classifiers = list(dict.fromkeys(data["classifier"]))
+    methods = [m for m in dict.fromkeys(data["method"]) if m != SUPERVISED]
+    classifiers = [c for c in dict.fromkeys(data["classifier"]) if c != "finetune"]
     palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
-    styles = dict(zip(methods, ["-", "--", ":", "-."] * 4))
+    styles = dict(zip(methods, ["-", "--", ":", (0, (5, 1, 1, 1))] * 4))
     for (method, classifier), line in data.groupby(["method", "classifier"], sort=False):
-        line = line.sort_values("x")
-        mean, std = line["balanced_accuracy_mean"], line["balanced_accuracy_std"].fillna(0)
-        ax.plot(line["x"], mean, styles[method], marker="o", ms=4, color=palette[classifier],
-                label=line["arm"].iloc[0])
-        ax.fill_between(line["x"], mean - std, mean + std, color=palette[classifier], alpha=0.15, lw=0)
-    if literature is not None:
-        ax.axhline(literature, color="grey", ls="--", lw=1, label="literature benchmark")
-    if dl_benchmark is not None:
-        ax.axhline(dl_benchmark, color="black", ls="-.", lw=1, label="DL benchmark")
-    n_classes = int(data["n_classes"].iloc[0]) if "n_classes" in data else None
-    if n_classes:
-        ax.axhline(1.0 / n_classes, color="lightgrey", lw=0.8, zorder=0)
+        if method == SUPERVISED:
+            _line(ax, line, color="black", ls="-", lw=1.8)
+        else:
+            _line(ax, line, color=palette[classifier], ls=styles[method])
+    _benchmark_lines(ax, {"literature": literature, "dl": dl_benchmark})
+    if len(data):
+        ax.axhline(1.0 / int(data["n_classes"].iloc[0]), color="lightgrey", lw=0.8, zorder=0)
     _budget_axis(ax, data)
     ax.set_xlabel("maximum labeled images per class")
     ax.set_ylabel("balanced accuracy")
     ax.set_ylim(0, 1)
     ax.set_title(title or dataset)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="lower right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping], method: str,
+                          variants: Mapping[str, str], title: str | None = None):
+    """The paper's Fig. 1 (variants = classes_all) / Fig. 2 (classes_min<N>): one panel per dataset,
+    balanced accuracy (mean +- std over seeds) of every classifier on the SSL `method`'s embeddings
+    and of the DL baseline against the maximum labeled images per class (log axis, then 'all'),
+    the literature benchmark (dashed) and the DL benchmark (dash-dotted), and on a top axis the
+    number of labeled training images."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    names = [d for d in datasets if d in variants]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.4), squeeze=False)
+    for ax, dataset in zip(axes[0], names):
+        variant = variants[dataset]
+        data = summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)
+                       & summary["method"].isin([method, SUPERVISED])].copy()
+        data["x"] = budget_positions(data)
+        classifiers = [c for c in dict.fromkeys(data.loc[data["method"] == method, "classifier"])]
+        palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
+        for (m, classifier), line in data.groupby(["method", "classifier"], sort=False):
+            if m == SUPERVISED:
+                _line(ax, line, color="black", lw=1.8)
+            else:
+                _line(ax, line, color=palette[classifier])
+        _benchmark_lines(ax, benchmarks(datasets[dataset], variant, data))
+        ssl = data[data["method"] == method]
+        _budget_axis(ax, ssl if len(ssl) else data, top_axis=True)
+        ax.set_xlabel("maximum labeled training images per class")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        n_classes = int(data["n_classes"].iloc[0]) if len(data) else 0
+        label = datasets[dataset].get("title") or dataset
+        ax.set_title(f"{label}\n{n_classes} classes" + ("" if variant == "classes_all" else
+                                                          f" (>= {variant.removeprefix('classes_min')} images)"),
+                     fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
+    axes[0][0].set_ylabel("balanced accuracy")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -132,13 +312,25 @@ def mean_confusion(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     return stack.mean(axis=0), stack.std(axis=0)
 
 
-def plot_confusion_matrix(records: Sequence[dict], title: str | None = None):
-    """Mean +- std (over seeds) of the row-normalised confusion matrix, classes ordered by
-    frequency in the labeled pool, with a class-frequency bar panel (log scale)."""
-    import matplotlib
+def per_class_accuracy(records: Sequence[dict], classes: Sequence[str]) -> np.ndarray:
+    """Mean over seeds of the per-class recall (= per-class accuracy), in the order of `classes`."""
+    out = []
+    for rec in records:
+        recall = dict(zip(rec["classes"], rec["per_class_recall"]))
+        out.append([recall.get(c, np.nan) for c in classes])
+    return np.nanmean(np.asarray(out, dtype=float), axis=0)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
+                          baseline: Sequence[dict] | None = None,
+                          literature_per_class: Mapping[str, float] | None = None,
+                          ours_label: str = "ours"):
+    """The paper's Fig. 3: mean +- std (over seeds) of the row-normalised confusion matrix, classes
+    ordered by frequency in the labeled pool, a class-frequency bar panel (log scale) on the right,
+    and below, rows of per-class accuracy: ours, the literature's (when given), the DL baseline's at
+    the same budget (when given)."""
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     classes = records[0]["classes"]
     counts = np.asarray(records[0]["pool_class_counts"])
@@ -146,27 +338,46 @@ def plot_confusion_matrix(records: Sequence[dict], title: str | None = None):
     mean, std = mean_confusion(records)
     mean, std = mean[np.ix_(order, order)], std[np.ix_(order, order)]
     names = [classes[i] for i in order]
+    rows = [(ours_label, per_class_accuracy(records, names))]
+    if literature_per_class:
+        rows.append(("literature", np.asarray([literature_per_class.get(c, np.nan) for c in names], float)))
+    if baseline:
+        rows.append((DL_ARM, per_class_accuracy(baseline, names)))
     n = len(names)
     size = max(5.0, 0.55 * n + 2)
-    fig, (ax, bar) = plt.subplots(1, 2, figsize=(size + 2, size), gridspec_kw={"width_ratios": [n, 3]})
-    im = ax.imshow(mean, cmap="Blues", vmin=0, vmax=1)
+    fig = plt.figure(figsize=(size + 2, size + 0.35 * len(rows) + 0.4))
+    grid = fig.add_gridspec(2, 2, width_ratios=[n, 3], height_ratios=[n, 0.9 * len(rows) + 0.4],
+                            wspace=0.05, hspace=0.05)
+    ax = fig.add_subplot(grid[0, 0])
+    bar = fig.add_subplot(grid[0, 1], sharey=ax)
+    acc = fig.add_subplot(grid[1, 0], sharex=ax)
+    ax.imshow(mean, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(n):
         for j in range(n):
             if mean[i, j] >= 0.005 or i == j:
                 ax.text(j, i, f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if mean[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
-    ax.set_xlabel("predicted")
+    ax.tick_params(axis="x", labelbottom=False)
     ax.set_ylabel("true")
-    ax.set_title(title or "")
+    ax.set_title(title or "", fontsize=9)
     bar.barh(range(n), counts[order], color="grey")
     bar.set_xscale("log")
+    bar.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    bar.xaxis.set_minor_formatter(NullFormatter())
     bar.set_ylim(n - 0.5, -0.5)
-    bar.set_yticks([])
-    bar.set_xlabel("labeled images")
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    fig.tight_layout()
+    bar.tick_params(axis="y", labelleft=False)
+    bar.set_xlabel("labeled images", fontsize=7)
+    strip = np.vstack([r for _, r in rows])
+    acc.imshow(np.nan_to_num(strip, nan=0.0), cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(n):
+            value = strip[i, j]
+            acc.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
+                     color="white" if value > 0.6 else "black")
+    acc.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
+    acc.set_xticks(range(n), names, rotation=90, fontsize=7)
+    acc.set_xlabel("predicted (per-class accuracy below)")
     return fig
 
 
@@ -175,4 +386,4 @@ def save_figure(fig, png: str | Path, pdf: str | Path) -> None:
 
     for path, fmt in [(png, "png"), (pdf, "pdf")]:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")

@@ -33,6 +33,19 @@ def setup_logging(log_path: str | os.PathLike | None) -> logging.Logger:
     return logging.getLogger("medssl")
 
 
+def limit_threads(threads: int) -> None:
+    """Keep a job to the cores Snakemake gave it. BLAS/OpenMP pools default to every core, and
+    two such jobs side by side on 2 cores spin against each other (measured: 50x slower)."""
+    threads = max(1, int(threads))
+    for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]:
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it over `path` only on success,

@@ -1,0 +1,101 @@
+"""The supervised DL baseline on a tiny image set: record format, identical subsets, best weights."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from medssl.classify import Embeddings, run_budget
+from medssl.supervised import augment_batch, run_supervised, split_labels, train_model
+
+CLASSES = ["red", "green", "blue"]
+BACKBONE = {"name": "vit_tiny_patch16_224", "pretrained": False,
+            "kwargs": {"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2}}
+SETTINGS = {"epochs": 4, "lr": 3e-3, "batch_size": 16, "patience": 2, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def image_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, counts in [("train", [20, 12, 4]), ("test", [6, 6, 3])]:
+        for k, (cls, n) in enumerate(zip(CLASSES, counts)):
+            for i in range(n):
+                arr = rng.integers(0, 60, (16, 16, 3), dtype=np.uint8)
+                arr[..., k] += 150
+                name = f"{split}/{cls}_{i}.png"
+                (root / split).mkdir(exist_ok=True)
+                Image.fromarray(arr).save(root / name)
+                rows.append((split, name, cls))
+    frame = pd.DataFrame(rows, columns=["split", "image", "label"])
+    labeled = frame[frame.split == "train"][["image", "label"]].reset_index(drop=True)
+    test = frame[frame.split == "test"][["image", "label"]].reset_index(drop=True)
+    return root, labeled, test
+
+
+def run(image_set, budget, seed=0, min_class_size=None, **settings):
+    root, labeled, test = image_set
+    return run_supervised(labeled, test, root, CLASSES, 16, 3, budget, seed, min_class_size, BACKBONE,
+                          {**SETTINGS, **settings}, torch.device("cpu"))
+
+
+def test_record_has_the_fit_format_and_learns(image_set):
+    record, test, y_pred = run(image_set, "all")
+    for key in ["classifier", "budget", "seed", "n_train", "n_test", "n_classes", "pool_class_counts",
+                "balanced_accuracy", "per_class_recall", "confusion_matrix", "classes", "train_images",
+                "fit_seconds", "min_class_size"]:
+        assert key in record
+    assert record["classifier"] == "finetune" and record["n_train"] == 36 and record["n_test"] == 15
+    assert record["n_fit"] + record["n_val"] == 36 and record["early_stopping"]
+    assert len(y_pred) == len(test.labels) == 15
+    assert record["balanced_accuracy"] > 0.5  # colour is trivially learnable; chance is 1/3
+
+
+def test_same_subset_as_the_classifier_arms(image_set):
+    root, labeled, test = image_set
+    pool = split_labels(labeled, CLASSES)
+    pool = Embeddings(np.random.default_rng(0).normal(size=(len(pool.labels), 4)).astype(np.float32), pool.images,
+                      pool.labels, CLASSES)
+    test_e = split_labels(test, CLASSES)
+    test_e = Embeddings(np.zeros((len(test_e.labels), 4), np.float32), test_e.images, test_e.labels, CLASSES)
+    knn = {"knn": {"estimator": "medssl.classify.ClassScaledKNN"}}
+    for budget, mcs in [("5", None), ("5", 10)]:
+        (_, _, ssl, _), = run_budget(pool, test_e, budget, [1], knn, [], min_class_size=mcs)
+        record, _, _ = run(image_set, budget, seed=1, min_class_size=mcs, epochs=1)
+        assert record["train_images"] == ssl["train_images"]
+        assert record["classes"] == ssl["classes"] and record["n_test"] == ssl["n_test"]
+
+
+def test_budget_of_one_trains_without_validation(image_set):
+    record, _, _ = run(image_set, "1", epochs=2)
+    assert record["n_train"] == 3 and record["n_val"] == 0 and not record["early_stopping"]
+    assert record["best_epoch"] == 1 and record["epochs_run"] == 2
+
+
+def test_returns_the_best_epoch_weights_not_the_last():
+    torch.manual_seed(0)
+    images = torch.randint(0, 255, (30, 3, 16, 16), dtype=torch.uint8)
+    labels = np.repeat(np.arange(3), 10)
+    images[labels == 0, 0] = 250
+    model, info = train_model(images, labels, 3, BACKBONE, {**SETTINGS, "epochs": 6, "patience": 10}, 0,
+                              torch.device("cpu"))
+    history = info["history"]
+    best = max(range(len(history)), key=lambda e: (history[e]["val_balanced_accuracy"], -history[e]["val_loss"]))
+    assert info["best_epoch"] == best
+    from medssl.classify import holdout_split
+    from medssl.supervised import predict_logits
+
+    _, val = holdout_split(labels, 0.3, 0)
+    logits = predict_logits(model, [images[val]], torch.device("cpu"), "imagenet")
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(labels[val]),
+                                             weight=torch.as_tensor([1.0, 1.0, 1.0]))
+    assert float(loss) == pytest.approx(history[best]["val_loss"], rel=1e-4)
+
+
+def test_dihedral_augmentation_keeps_pixels():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
+    y = augment_batch(x, "dihedral", torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == torch.uint8
+    assert torch.equal(y.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert torch.equal(augment_batch(x, "none", torch.Generator()), x)

@@ -1,0 +1,161 @@
+"""The whole DAG on the tiny config, for real, in a scratch working directory."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+TINY = REPO / "tests" / "config" / "tiny.yaml"
+
+
+def snakemake(workdir, *args, configfile=TINY, check=True, timeout=900):
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(configfile), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_table_and_figures(tiny_run):
+    metrics = pd.read_csv(tiny_run / "results/tables/metrics.csv", dtype={"budget": str})
+    config = yaml.safe_load(TINY.read_text())
+    ev = config["evaluation"]
+    sup = config["baselines"]["supervised"]
+    per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
+                   + len(sup["budgets"]) * len(sup["seeds"]))
+    assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
+    assert set(metrics["method"]) == {"dino", "random_init", "supervised"}
+    assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
+    assert set(metrics.loc[metrics.variant == "classes_min30", "min_class_size"]) == {30}
+    assert (metrics.loc[metrics.variant == "classes_min30", "n_classes"] < 4).all()
+    assert metrics["balanced_accuracy"].between(0, 1).all()
+    svm_all = metrics[(metrics.classifier == "svm") & (metrics.budget == "all") & (metrics.variant == "classes_all")]
+    # 4 classes: chance is 0.25
+    assert svm_all["balanced_accuracy"].min() > 0.4, svm_all
+    for dataset in config["datasets"]:
+        for figure in ["balanced_accuracy", "confusion_matrix"]:
+            for ext, magic in [("png", b"\x89PNG"), ("pdf", b"%PDF")]:
+                path = tiny_run / f"results/figures/{dataset}/{figure}.{ext}"
+                assert path.read_bytes()[:4] == magic
+    summary = pd.read_csv(tiny_run / "results/tables/summary.csv", dtype={"budget": str})
+    ssl = summary["method"] != "supervised"
+    assert (summary.loc[ssl, "n_seeds"] == len(ev["seeds"])).all()
+    assert (summary.loc[~ssl, "n_seeds"] == len(sup["seeds"])).all()
+    for figure in ["fig1_balanced_accuracy", "fig2_balanced_accuracy_min_class_size"]:
+        for ext, magic in [("png", b"\x89PNG"), ("pdf", b"%PDF")]:
+            path = tiny_run / f"results/figures/{figure}.{ext}"
+            assert path.read_bytes()[:4] == magic
+            assert path.with_name(path.name + ".provenance.json").exists()
+    for table in ["metrics", "summary", "label_efficiency", "paired_comparison"]:
+        assert (tiny_run / f"results/tables/{table}.csv.provenance.json").exists()
+    paired = pd.read_csv(tiny_run / "results/tables/paired_comparison.csv", dtype={"budget": str})
+    assert set(paired["budget"]) == {"5", "all", "pooled"}
+    written = yaml.safe_load((tiny_run / "results/config.yaml").read_text())  # the config, for the report
+    assert written["evaluation"]["classifiers"] == config["evaluation"]["classifiers"] | {
+        name: written["evaluation"]["classifiers"][name] for name in config["evaluation"]["classifiers"]}
+    assert written["baselines"]["supervised"]["budgets"] == sup["budgets"]
+
+
+@pytest.mark.slow
+def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
+    logs = {p.parts[len((tiny_run / "results/logs").parts)] for p in (tiny_run / "results/logs").rglob("*.log")}
+    benches = {p.parts[len((tiny_run / "results/benchmarks").parts)]
+               for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
+    rules = {"generate_dataset", "make_splits", "pretrain_dino", "init_random_backbone", "embed",
+             "fit_classifiers", "train_supervised", "aggregate_metrics", "plot_balanced_accuracy",
+             "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
+    assert rules <= logs and rules <= benches
+
+
+@pytest.mark.slow
+def test_intermediate_artifacts_are_inspectable(tiny_run):
+    import numpy as np
+
+    with np.load(tiny_run / "results/embeddings/tiny/dino/test.npz") as npz:
+        assert npz["features"].shape[0] == len(npz["image"]) == len(npz["label"])
+    split = pd.read_csv(tiny_run / "splits/tiny/test.csv")
+    assert list(split.columns) == ["image", "label"]
+    fit = tiny_run / "results/fits/tiny/classes_all/dino/budget_5/svm/seed_0.predictions.csv"
+    assert len(pd.read_csv(fit)) == len(split)
+    # the DL baseline and the classifiers were fit on the very same labeled images
+    fits = tiny_run / "results/fits/tiny"
+    for variant in ["classes_all", "classes_min30"]:
+        dl = json.loads((fits / f"{variant}/supervised/budget_5/finetune/seed_0.json").read_text())
+        svm = json.loads((fits / f"{variant}/dino/budget_5/svm/seed_0.json").read_text())
+        lin = json.loads((fits / f"{variant}/random_init/budget_5/linear/seed_0.json").read_text())
+        assert dl["train_images"] == svm["train_images"] == lin["train_images"]
+        assert dl["classes"] == svm["classes"]
+    small = pd.read_csv(fits / "classes_min30/supervised/budget_5/finetune/seed_0.predictions.csv")
+    assert set(small["label"]) == set(json.loads((fits / "classes_min30/dino/budget_5/svm/seed_0.json").read_text())["classes"])
+    train_log = pd.read_csv(tiny_run / "results/ssl/tiny/dino/train_log.csv")
+    assert len(train_log) == 2 and train_log["loss"].notna().all()
+
+
+@pytest.mark.slow
+def test_report_bundles_figures_tables_and_config(tiny_run):
+    snakemake(tiny_run, "--report", "results/report.html", timeout=300)
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    for name in ["fig1_balanced_accuracy.png", "fig2_balanced_accuracy_min_class_size.png", "confusion_matrix.png",
+                 "summary.csv", "paired_comparison.csv", "config.yaml"]:
+        assert name in html, name
+
+
+@pytest.mark.slow
+def test_rerun_gives_identical_tables(tiny_run, tmp_path):
+    """Same config, fresh directory: the same table, bit for bit (fit timings aside)."""
+    snakemake(tmp_path, "--cores", "2")
+    drop = ["fit_seconds"]
+    a = pd.read_csv(tiny_run / "results/tables/metrics.csv").drop(columns=drop)
+    b = pd.read_csv(tmp_path / "results/tables/metrics.csv").drop(columns=drop)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _bad_config(tmp_path, mutate):
+    config = yaml.safe_load(TINY.read_text())
+    mutate(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda c: c["datasets"]["tiny"].update(image_size="big"), "image_size"),
+    (lambda c: c["evaluation"].update(budgetz=[1]), "budgetz"),
+    (lambda c: c["datasets"]["tiny"]["source"].update(kind="ftp"), "kind"),
+    (lambda c: c["figures"]["confusion"].update(classifier="forest"), "figures.confusion.classifier"),
+])
+def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
+    proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)
+    assert proc.returncode != 0
+    assert needle in proc.stdout + proc.stderr
+
+
+def test_paper_config_plans_the_whole_dag_without_data(tmp_path):
+    proc = snakemake(tmp_path, "-n", configfile=REPO / "config/paper.yaml", timeout=120)
+    config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    n_variants = sum(1 + bool(d.get("min_class_size")) for d in config["datasets"].values())
+    n_fit_jobs = n_variants * len(config["methods"]) * len(config["evaluation"]["budgets"])
+    planned = re.search(r"^fit_classifiers\s+(\d+)$", proc.stdout, re.M)
+    assert planned and int(planned.group(1)) == n_fit_jobs
+    n_supervised = n_variants * len(config["evaluation"]["budgets"]) * len(config["evaluation"]["seeds"])
+    planned = re.search(r"^train_supervised\s+(\d+)$", proc.stdout, re.M)
+    assert planned and int(planned.group(1)) == n_supervised
+    for rule in ["plot_label_efficiency", "plot_confusion_matrix", "write_config"]:
+        assert re.search(rf"^{rule}\s+\d+$", proc.stdout, re.M), rule

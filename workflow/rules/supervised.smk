@@ -1,0 +1,30 @@
+# The supervised end-to-end DL baseline: the configured timm architecture trained on the labeled
+# subset of every budget and seed (the same subsets as the classifier arms), early-stopped on a
+# held-out 30 % of the budget. Writes the per-fit JSON + predictions CSV of fit_classifiers, as
+# method "supervised", classifier "finetune", so aggregation treats it as one more arm.
+
+
+rule train_supervised:
+    input:
+        unpack(supervised_inputs),
+    output:
+        metrics="results/fits/{dataset}/{variant}/supervised/budget_{budget}/finetune/seed_{seed}.json",
+        predictions="results/fits/{dataset}/{variant}/supervised/budget_{budget}/finetune/seed_{seed}.predictions.csv",
+    log:
+        "results/logs/train_supervised/{dataset}/{variant}/budget_{budget}/seed_{seed}.log",
+    benchmark:
+        "results/benchmarks/train_supervised/{dataset}/{variant}/budget_{budget}/seed_{seed}.tsv"
+    params:
+        dataset=dataset_cfg,
+        backbone=config["backbone"],
+        settings=SUPERVISED,
+        image_root=lambda wc: image_root(wc.dataset),
+        min_class_size=variant_min_class_size,
+    threads: 1
+    resources:
+        gpu=1,
+    retries: 1
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/train_supervised.py"
