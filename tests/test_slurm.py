@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "tests" / "profiles" / "slurm-ci"
 WORKFLOW = REPO / "workflow" / "Snakefile"
 RETRY = REPO / "tests" / "workflows" / "retry.smk"
-TINY = REPO / "tests" / "config" / "tiny.yaml"
+TINY = REPO / "tests" / "config" / "slurm.yaml"  # tiny.yaml cut to the cluster-relevant jobs
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
