@@ -1,0 +1,49 @@
+"""The shipped configs carry the papers' recipes: config/paper.yaml is sparsam's augmentation and
+DINO settings, config/presets/dino_reference.yaml the reference DINO's."""
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medssl.augment import DINO_PRESET, PAPER_PRESET, MultiCropConfig
+from medssl.ssl import DinoConfig
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def load(name):
+    return yaml.safe_load((CONFIG / name).read_text())
+
+
+@pytest.mark.parametrize("config, preset", [("paper.yaml", PAPER_PRESET),
+                                            ("presets/dino_reference.yaml", DINO_PRESET)])
+def test_augmentation_equals_the_preset(config, preset):
+    ours = MultiCropConfig.from_dict(load(config)["methods"]["dino"]["augmentation"])
+    expected = MultiCropConfig.from_dict(preset)
+    for field in fields(MultiCropConfig):
+        a, b = getattr(ours, field.name), getattr(expected, field.name)
+        if isinstance(b, str):
+            assert a == b, field.name
+        else:
+            assert a == pytest.approx(b, rel=1e-6), field.name
+
+
+def test_paper_dino_hyperparameters():
+    cfg = DinoConfig.from_dict(load("paper.yaml")["methods"]["dino"]["params"])
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_epochs) == (500, 256, 5e-4, 2)
+    assert (cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim, cfg.head_layers) == (65536, 2048, 256, 4)
+    assert (cfg.student_temp, cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs) == (
+        0.1, 0.02, 0.04, 10)
+    assert (cfg.clip_mode, cfg.clip_value, cfg.center_momentum) == ("agc", 0.32, 0.9)
+    assert (cfg.weight_decay, cfg.weight_decay_end) == (0.04, 0.4)
+    assert cfg.momentum_teacher < cfg.momentum_teacher_end == 1.0  # rises towards 1 (sparsam's was inverted)
+    backbone = load("paper.yaml")["backbone"]
+    assert backbone["name"] == "xcit_small_12_p8_224" and backbone["kwargs"]["img_size"] == 256
+
+
+def test_reference_dino_hyperparameters():
+    cfg = DinoConfig.from_dict(load("presets/dino_reference.yaml")["methods"]["dino"]["params"])
+    assert (cfg.head_layers, cfg.clip_mode, cfg.clip_value) == (3, "norm", 3.0)
+    assert (cfg.momentum_teacher, cfg.momentum_teacher_end, cfg.warmup_epochs, cfg.drop_path_rate) == (
+        0.996, 1.0, 10, 0.1)
