@@ -1,28 +1,17 @@
 """The whole DAG on the tiny config, for real, in a scratch working directory."""
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from snakemake_runner import REPO, run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
 TINY = REPO / "tests" / "config" / "tiny.yaml"
 
 
 def snakemake(workdir, *args, configfile=TINY, check=True, timeout=900):
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(configfile), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONHASHSEED": "0"})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+    return run_snakemake(workdir, configfile, *args, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

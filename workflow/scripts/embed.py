@@ -1,23 +1,21 @@
 """Embeddings of labeled_train and test with the frozen backbone."""
 from pathlib import Path
 
-import torch
-
 from medssl.data import read_split
-from medssl.embed import default_workers, embed_split, pick_device
-from medssl.runtime import limit_threads, setup_logging
+from medssl.embed import embed_split
+from medssl.runtime import default_num_workers, limit_threads, resolve_device, setup_logging
 from medssl.ssl import load_backbone
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
-device = pick_device("auto")
+device = resolve_device("auto", "embedding device", "extracting embeddings", log)
 log.info("extracting on %s", device)
 backbone = load_backbone(snakemake.params.backbone, Path(snakemake.input.backbone))
 for split in ["labeled_train", "test"]:
     frame = read_split(snakemake.input[split])
     emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], ds["image_size"],
                       ds.get("channels", 3), snakemake.params.normalize, device=device,
-                      num_workers=min(default_workers(), snakemake.threads))
+                      num_workers=min(default_num_workers(), snakemake.threads))
     emb.save(snakemake.output[split])
     log.info("%s: %s features", split, emb.features.shape)

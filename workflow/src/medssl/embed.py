@@ -4,7 +4,6 @@ the image ids and the labels, so every downstream fit can be traced to its input
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -15,16 +14,9 @@ import torch
 from medssl.augment import normalize
 from medssl.classify import Embeddings
 from medssl.data import ImageDataset
+from medssl.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but no CUDA device is available")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(requested)
 
 
 @torch.inference_mode()
@@ -32,7 +24,7 @@ def extract_features(backbone: torch.nn.Module, dataset: torch.utils.data.Datase
                      batch_size: int = 256, device: torch.device | None = None,
                      num_workers: int = 0) -> np.ndarray:
     """Pooled features (for ViT/XCiT the CLS token after the final norm) without augmentation."""
-    device = device or pick_device()
+    device = device or resolve_device("auto", "embedding device", "extracting embeddings")
     backbone = backbone.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, pin_memory=device.type == "cuda")
@@ -53,6 +45,3 @@ def embed_split(backbone: torch.nn.Module, split: pd.DataFrame, root: str | Path
     labels = np.asarray([list(classes).index(label) for label in split["label"]], dtype=np.int64)
     return Embeddings(features.astype(np.float32), np.asarray(split["image"], dtype=str), labels, list(classes))
 
-
-def default_workers() -> int:
-    return max(0, min(8, len(os.sched_getaffinity(0)) - 1))

@@ -46,6 +46,35 @@ def limit_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+def resolve_device(requested: str, key: str, purpose: str = "training",
+                   log: logging.Logger | None = None):
+    """'auto' | 'cpu' | 'cuda' -> torch.device. Falling back to the CPU is logged; asking for
+    'cuda' where there is none fails naming the config key."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{key} asks for device 'cuda' but no CUDA device is available "
+                           "(set it to auto or cpu to run on the CPU)")
+    if requested == "auto" and not torch.cuda.is_available():
+        (log or logging.getLogger("medssl")).warning("CUDA not available: %s on CPU", purpose)
+        requested = "cpu"
+    if requested == "cpu":
+        return torch.device("cpu")
+    # Under torchrun the launcher has already selected this rank's GPU with torch.cuda.set_device.
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def default_num_workers() -> int:
+    """DataLoader workers: the CPUs of this process (shared by the ranks of a node) minus one, at most 8."""
+    try:
+        n_cpu = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n_cpu = os.cpu_count() or 1
+    # the processes of one node share its CPUs (torchrun and srun set LOCAL_WORLD_SIZE)
+    n_cpu //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return min(8, max(0, n_cpu - 1))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it over `path` only on success,

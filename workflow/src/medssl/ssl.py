@@ -43,6 +43,8 @@ from torch.nn.utils.parametrizations import weight_norm
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from medssl import runtime
+
 __all__ = [
     "DinoConfig",
     "DINOHead",
@@ -429,16 +431,7 @@ def ema_update(teacher: nn.Module, student: nn.Module, m: float) -> None:
 # Device, precision, distributed helpers
 # --------------------------------------------------------------------------------------------
 def resolve_device(device: str, log: logging.Logger | None = None) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("DINO config asks for device 'cuda' but no CUDA device is available "
-                           "(set device: auto or cpu to train on the CPU)")
-    if device == "auto" and not torch.cuda.is_available():
-        (log or logging.getLogger(__name__)).warning("CUDA not available: training on CPU")
-        device = "cpu"
-    if device == "cpu":
-        return torch.device("cpu")
-    # Under torchrun the launcher has selected this rank's GPU with torch.cuda.set_device.
-    return torch.device("cuda", torch.cuda.current_device())
+    return runtime.resolve_device(device, "methods.<name>.params.device", "training", log)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -456,16 +449,6 @@ def _dist() -> tuple[int, int]:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _default_num_workers() -> int:
-    try:
-        n_cpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n_cpu = os.cpu_count() or 1
-    # the processes of one node share its CPUs (torchrun and srun set LOCAL_WORLD_SIZE)
-    n_cpu //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return min(8, max(0, n_cpu - 1))
 
 
 def _seed_everything(seed: int) -> None:
@@ -574,7 +557,7 @@ def _make_loader(cfg: DinoConfig, dataset: Dataset, device: torch.device, log: l
     per_rank = global_batch // world
     if per_rank < 1:
         raise ValueError(f"global batch {global_batch} cannot be split over {world} ranks")
-    num_workers = _default_num_workers() if cfg.num_workers < 0 else cfg.num_workers
+    num_workers = runtime.default_num_workers() if cfg.num_workers < 0 else cfg.num_workers
     generator = torch.Generator()
     sampler = None
     if world > 1:

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from medssl import runtime
 from medssl.augment import normalize
 from medssl.classify import Embeddings, budget_subset, class_weights, holdout_split, restrict_classes, score
 from medssl.data import ImageDataset, load_all
@@ -55,14 +56,7 @@ def settings_with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("baselines.supervised.device is 'cuda' but no CUDA device is available")
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        log.warning("CUDA not available: training the supervised baseline on the CPU (slow)")
-        return torch.device("cpu")
-    return torch.device(requested)
+    return runtime.resolve_device(requested, "baselines.supervised.device", "training the supervised baseline", log)
 
 
 def split_labels(split: pd.DataFrame, classes: Sequence[str]) -> Embeddings:
