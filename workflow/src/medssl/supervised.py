@@ -188,6 +188,7 @@ def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | 
                                          num_workers=s["num_workers"])
     logits = predict_logits(model, (x for x, _ in loader), device, s["normalize"])
     y_pred = logits.argmax(1).numpy()
+    y_score = torch.softmax(logits.float(), dim=1).numpy()
     record = {
         "classifier": "finetune",
         "budget": str(budget),
@@ -197,7 +198,8 @@ def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | 
         "n_test": int(len(test_set.labels)),
         "n_classes": len(classes),
         "pool_class_counts": np.bincount(pool.labels, minlength=len(classes)).tolist(),
-        **score(test_set.labels, y_pred, len(classes)),
+        **score(test_set.labels, y_pred, len(classes), y_score),
+        "roc_auc_scores": "softmax",
         "classes": list(classes),
         "train_images": subset.images.tolist(),
         "fit_seconds": time.perf_counter() - t0,
