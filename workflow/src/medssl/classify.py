@@ -196,7 +196,19 @@ class CosineKNN(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class LinearProbe(ClassifierMixin, BaseEstimator):
+class SoftmaxHead:
+    """predict_proba (softmax) and predict (argmax) from a head's logits in `decision_function`."""
+
+    def predict_proba(self, X):
+        z = self.decision_function(X)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+class LinearProbe(SoftmaxHead, ClassifierMixin, BaseEstimator):
     """The paper's "SSL + LL": a linear layer trained on frozen SSL features.
 
     Used with `preprocess: false` on the frozen embeddings of a method, this equals a frozen
@@ -290,14 +302,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         Xs = (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
         return Xs @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X):
-        z = self.decision_function(X)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
