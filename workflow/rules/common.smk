@@ -85,6 +85,15 @@ def _check_config():
 
 _check_config()
 
+# The SmallDataSSL-style method comparison (rules compare_methods, plot_method_comparison), when the
+# config sets figures.comparison; its classifiers and budget are checked here, at plan time.
+if "comparison" in config.get("figures", {}):
+    from medssl.compare import comparison_settings
+
+    COMPARISON = comparison_settings(config)
+else:
+    COMPARISON = None
+
 # Datasets whose split CSVs are not shipped in splits/<dataset>/ get them made by `make_splits`.
 # Once written, splits are part of the dataset definition (delete the folder to re-split).
 SHIPPED_SPLITS = [d for d in DATASETS if Path(f"splits/{d}/labeled_train.csv").exists()]
@@ -218,5 +227,8 @@ def get_final_outputs():
                 figure=figure,
                 ext=["png", "pdf"],
             )
+    if COMPARISON is not None:
+        outputs += ["results/tables/comparison.csv", "results/tables/comparison_formatted.csv"]
+        outputs += expand("results/figures/method_comparison.{ext}", ext=["png", "pdf"])
     outputs.append("results/config.yaml")
     return outputs
