@@ -94,3 +94,17 @@ def test_settings_defaults_and_plan_time_errors():
         comparison_settings({**config, "figures": {"comparison": {"classifiers": ["mlp"]}}})
     with pytest.raises(ValueError, match="figures.comparison.budget"):
         comparison_settings({**config, "figures": {"comparison": {"budget": 5}}})
+
+
+def test_an_imagenet_initialised_baseline_is_a_second_black_line():
+    from medssl.report import arm_label, plot_balanced_accuracy
+
+    metrics = metrics_table()
+    imagenet = metrics[metrics["method"] == "supervised"].assign(method="supervised_imagenet")
+    summary = summarize(pd.concat([metrics, imagenet.assign(arm=arm_label("supervised_imagenet", "finetune"))]))
+    assert arm_label("supervised_imagenet", "finetune") == "DL baseline (ImageNet init)"
+    fig = plot_balanced_accuracy(summary, "breast")
+    styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].get_lines()}
+    assert styles["DL baseline (ImageNet init)"] == "-." and styles["supervised + finetune"] == "-"
+    table = comparison_table(summary)
+    assert {"supervised", "supervised_imagenet"} <= set(table["method"])

@@ -93,6 +93,19 @@ def test_returns_the_best_epoch_weights_not_the_last():
     assert float(loss) == pytest.approx(history[best]["val_loss"], rel=1e-4)
 
 
+def test_smalldatassl_recipe_mlp_head_unweighted_step_lr(image_set):
+    record, _, _ = run(image_set, "all", epochs=4, patience=10, head="mlp", class_weighted=False, lr_step_size=1,
+                       lr_gamma=0.5, lr_step_after=1, augment="none")
+    assert [row["lr"] for row in record["history"]] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3])
+    assert 0.0 <= record["roc_auc"] <= 1.0 and record["roc_auc_scores"] == "softmax"
+    from medssl.supervised import build_model
+
+    model = build_model(BACKBONE, 3, "mlp")
+    assert isinstance(model[2], torch.nn.BatchNorm1d) and model[-1].out_features == 3
+    with pytest.raises(ValueError, match="head"):
+        build_model(BACKBONE, 3, "deep")
+
+
 def test_dihedral_augmentation_keeps_pixels():
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
     y = augment_batch(x, "dihedral", torch.Generator().manual_seed(0))

@@ -18,6 +18,9 @@ SPLITS = ["labeled_train", "unlabeled_train", "test"]
 SUPERVISED = config.get("baselines", {}).get("supervised", {"enabled": False})
 SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
 SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
+# baselines.supervised.imagenet adds a second baseline, the backbone ImageNet-initialised (method
+# "supervised_imagenet"); "supervised" keeps backbone.pretrained (random init in the SmallDataSSL config).
+SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("imagenet") else [])
 
 
 def variants(dataset):
@@ -66,8 +69,9 @@ def _check_config():
         raise ValueError(
             f"figures.confusion.budget: {confusion['budget']!r} is not one of evaluation.budgets: {BUDGETS}"
         )
-    if "supervised" in METHODS:
-        raise ValueError("methods.supervised: the name is taken by the supervised DL baseline; rename the method")
+    for name in ["supervised", "supervised_imagenet"]:
+        if name in METHODS:
+            raise ValueError(f"methods.{name}: the name is taken by a supervised DL baseline; rename the method")
     for name in _names(METHODS, "published"):
         missing = sorted(set(DATASETS) - set(METHODS[name]["urls"]))
         if missing:
@@ -166,13 +170,14 @@ def fit_outputs(dataset, variant, method, budget):
     )
 
 
-def supervised_outputs(dataset, variant, budgets=None):
+def supervised_outputs(dataset, variant, budgets=None, arms=None):
     if not SUPERVISED.get("enabled", False):
         return []
     return expand(
-        "results/fits/{dataset}/{variant}/supervised/budget_{budget}/finetune/seed_{seed}.json",
+        "results/fits/{dataset}/{variant}/{baseline}/budget_{budget}/finetune/seed_{seed}.json",
         dataset=dataset,
         variant=variant,
+        baseline=arms or SUPERVISED_ARMS,
         budget=SUPERVISED_BUDGETS if budgets is None else [b for b in budgets if b in SUPERVISED_BUDGETS],
         seed=SUPERVISED_SEEDS,
     )
@@ -207,7 +212,7 @@ def confusion_fits(wildcards):
             classifier=classifier,
             seed=SEEDS,
         ),
-        "dl": supervised_outputs(wildcards.dataset, "classes_all", [confusion_budget()]),
+        "dl": supervised_outputs(wildcards.dataset, "classes_all", [confusion_budget()], ["supervised"]),
     }
 
 

@@ -59,6 +59,8 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
     if method == SUPERVISED:
         return DL_ARM
+    if method == f"{SUPERVISED}_imagenet":
+        return f"{DL_ARM} (ImageNet init)"
     labels = labels or {}
     return f"{method} + {labels.get(classifier, classifier)}"
 
@@ -243,8 +245,8 @@ def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | Non
     palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
     styles = dict(zip(methods, ["-", "--", ":", (0, (5, 1, 1, 1))] * 4))
     for (method, classifier), line in data.groupby(["method", "classifier"], sort=False):
-        if method == SUPERVISED:
-            _line(ax, line, color="black", ls="-", lw=1.8)
+        if classifier == "finetune":  # the supervised baselines (ImageNet-initialised one dash-dotted)
+            _line(ax, line, color="black", ls="-" if method == SUPERVISED else "-.", lw=1.8)
         else:
             _line(ax, line, color=palette[classifier], ls=styles[method])
     _benchmark_lines(ax, {"literature": literature, "dl": dl_benchmark})

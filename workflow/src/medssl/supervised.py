@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "normalize": "imagenet",
     "device": "auto",
     "num_workers": 0,
+    # SmallDataSSL's supervised.py: an MLP head, unweighted cross-entropy, StepLR(25, 0.5) after epoch 25
+    "head": "linear",
+    "class_weighted": True,
+    "lr_step_size": None,
+    "lr_gamma": 0.5,
+    "lr_step_after": 0,
 }
 
 
@@ -87,11 +93,21 @@ def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator) -> tor
     return x
 
 
-def build_model(backbone_spec: Mapping[str, Any], n_classes: int) -> torch.nn.Module:
+def build_model(backbone_spec: Mapping[str, Any], n_classes: int, head: str = "linear") -> torch.nn.Module:
+    """The timm backbone with its linear classifier ('linear'), or SmallDataSSL's head ('mlp'):
+    Linear(features, 512) -> BatchNorm1d -> LeakyReLU -> Linear(512, classes)."""
     import timm
 
-    return timm.create_model(backbone_spec["name"], pretrained=bool(backbone_spec.get("pretrained", False)),
-                             num_classes=n_classes, **dict(backbone_spec.get("kwargs") or {}))
+    if head not in ("linear", "mlp"):
+        raise ValueError(f"baselines.supervised.head must be 'linear' or 'mlp', got {head!r}")
+    model = timm.create_model(backbone_spec["name"], pretrained=bool(backbone_spec.get("pretrained", False)),
+                              num_classes=n_classes if head == "linear" else 0,
+                              **dict(backbone_spec.get("kwargs") or {}))
+    if head == "linear":
+        return model
+    nn = torch.nn
+    return nn.Sequential(model, nn.Linear(model.num_features, 512), nn.BatchNorm1d(512), nn.LeakyReLU(),
+                         nn.Linear(512, n_classes))
 
 
 @torch.inference_mode()
@@ -113,9 +129,12 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     fit_idx, val_idx = holdout_split(labels, s["val_fraction"], seed)
-    model = build_model(backbone_spec, n_classes).to(device)
-    weight = torch.as_tensor(class_weights(labels[fit_idx], n_classes), dtype=torch.float32, device=device)
+    model = build_model(backbone_spec, n_classes, s["head"]).to(device)
+    weight = torch.as_tensor(class_weights(labels[fit_idx], n_classes) if s["class_weighted"] else
+                             np.ones(n_classes), dtype=torch.float32, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
+    sched = (torch.optim.lr_scheduler.StepLR(opt, int(s["lr_step_size"]), float(s["lr_gamma"]))
+             if s["lr_step_size"] else None)
     y = torch.as_tensor(labels, dtype=torch.int64)
     x_fit, y_fit = images[fit_idx], y[fit_idx]
     x_val, y_val = images[val_idx], y[val_idx]
@@ -139,7 +158,7 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         if len(val_idx):
             logits = predict_logits(model, x_val.split(256), device, s["normalize"])
             row["val_loss"] = float(F.cross_entropy(logits, y_val, weight=weight.cpu()))
@@ -155,6 +174,8 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
         log.info("epoch %d %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
         if len(val_idx) and since >= int(s["patience"]):
             break
+        if sched is not None and epoch > int(s["lr_step_after"]):
+            sched.step()
     if best_state is not None:
         model.load_state_dict(best_state)
     else:  # no validation part: the last epoch's weights
