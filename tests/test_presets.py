@@ -61,3 +61,14 @@ def test_reference_dino_hyperparameters():
     assert (cfg.head_layers, cfg.clip_mode, cfg.clip_value) == (3, "norm", 3.0)
     assert (cfg.momentum_teacher, cfg.momentum_teacher_end, cfg.warmup_epochs, cfg.drop_path_rate) == (
         0.996, 1.0, 10, 0.1)
+
+
+def test_paper_dl_baseline_optimisation():
+    """REFERENCE 1.9: AdamW 1e-4 / 0.05, batch 256, fp16 + GradScaler, warm-up 250 iterations, plateau
+    decay 0.5 (patience and cooldown 500 iterations), AGC 0.16, the DINO multi-crop views."""
+    dl = load("paper.yaml")["baselines"]["supervised"]
+    assert (dl["lr"], dl["weight_decay"], dl["batch_size"], dl["precision"]) == (1e-4, 0.05, 256, "fp16")
+    assert dl["warmup_iterations"] == 250
+    assert dl["lr_plateau"] == {"decay_rate": 0.5, "patience_iterations": 500, "cooldown_iterations": 500}
+    assert (dl["clip_mode"], dl["clip_value"], dl["augment"], dl["val_fraction"]) == ("agc", 0.16, "multicrop", 0.3)
+    assert dl["multicrop"] == load("paper.yaml")["methods"]["dino"]["augmentation"]
