@@ -16,6 +16,7 @@ for split in ["labeled_train", "test"]:
     frame = read_split(snakemake.input[split])
     emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], ds["image_size"],
                       ds.get("channels", 3), snakemake.params.normalize, device=device,
-                      num_workers=min(default_num_workers(), snakemake.threads))
+                      num_workers=min(default_num_workers(), snakemake.threads),
+                      precision=snakemake.params.precision)
     emb.save(snakemake.output[split])
     log.info("%s: %s features", split, emb.features.shape)
