@@ -3,15 +3,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from medssl.data import check_images, index_folder, read_manifest
+from medssl.data import check_images, index_folder, index_npz, read_manifest
 from medssl.runtime import atomic_path, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
-root = Path(source["root"])
-if source["kind"] == "folder":
+root = Path(source["path"] if source["kind"] == "npz" else source["root"])
+if source["kind"] == "npz":  # MedMNIST format: image ids "<split>/<row>" inside the archive
+    manifest = index_npz(root, ds["classes"])
+elif source["kind"] == "folder":
     manifest = index_folder(root, ds["classes"])
     if source.get("unlabeled_root"):
         unlabeled = index_folder(Path(source["unlabeled_root"]).parent, [Path(source["unlabeled_root"]).name])

@@ -50,6 +50,8 @@ __all__ = [
     "make_splits",
     "ssl_pool",
     "load_image",
+    "index_npz",
+    "npz_splits",
     "ImageDataset",
     "load_all",
 ]
@@ -665,6 +667,13 @@ def _dicom_to_uint8(path: Path) -> np.ndarray:
 
 def _verify(path: Path) -> str | None:
     """None if the file exists and decodes, else a short reason."""
+    member = _npz_member(path)
+    if member is not None:
+        try:
+            _npz_image(*member)
+        except DatasetError as e:
+            return str(e)
+        return None
     if not path.is_file():
         return "missing"
     if path.suffix.lower() == ".dcm":
@@ -722,7 +731,10 @@ def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
     path = Path(path)
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     mode = "L" if channels == 1 else "RGB"
-    if path.suffix.lower() == ".dcm":
+    member = _npz_member(path)
+    if member is not None:
+        im = Image.fromarray(_npz_image(*member))
+    elif path.suffix.lower() == ".dcm":
         arr = _dicom_to_uint8(path)
         if arr.ndim == 3 and arr.shape[-1] == 4:
             arr = arr[..., :3]
@@ -747,6 +759,90 @@ def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[..., None]
     return np.ascontiguousarray(arr)
+
+
+# --------------------------------------------------------------------------------------
+# MedMNIST-format .npz sources (source kind ``npz``)
+# --------------------------------------------------------------------------------------
+# An image id is "<split>/<row>" inside the archive, and the image root is the .npz file itself,
+# so ``root / image`` reads e.g. ``data/medmnist/bloodmnist_64.npz/train/000012``.
+
+NPZ_SPLITS = ("train", "val", "test")
+_NPZ_ARRAYS: dict[tuple[str, str], np.ndarray] = {}  # decompressed once per process
+
+
+def _npz_member(path: Path) -> tuple[Path, str, int] | None:
+    text = Path(path).as_posix()
+    i = text.rfind(".npz/")
+    if i < 0:
+        return None
+    split, _, row = text[i + 5:].partition("/")
+    if split not in NPZ_SPLITS or not row.isdigit():
+        raise DatasetError(f"{path}: not an image of the .npz (expected <file>.npz/<{'|'.join(NPZ_SPLITS)}>/<row>)")
+    return Path(text[: i + 4]), split, int(row)
+
+
+def _npz_array(npz: Path, key: str) -> np.ndarray:
+    if (str(npz), key) not in _NPZ_ARRAYS:
+        if not npz.is_file():
+            raise DatasetError(f"{npz}: .npz file not found")
+        with np.load(npz) as data:
+            if key not in data.files:
+                raise DatasetError(f"{npz}: no array {key!r} (it has {sorted(data.files)}); not MedMNIST format")
+            _NPZ_ARRAYS[(str(npz), key)] = data[key]
+    return _NPZ_ARRAYS[(str(npz), key)]
+
+
+def _npz_image(npz: Path, split: str, row: int) -> np.ndarray:
+    images = _npz_array(npz, f"{split}_images")
+    if not 0 <= row < len(images):
+        raise DatasetError(f"{npz}: {split} has {len(images)} images, no row {row}")
+    arr = np.asarray(images[row])
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise DatasetError(f"{npz}: {split}_images must be uint8 [N, H, W] or [N, H, W, 3], got "
+                           f"{images.dtype} {images.shape}")
+    return arr
+
+
+def index_npz(path: Path, class_names: Sequence[str]) -> pd.DataFrame:
+    """Every image of a MedMNIST-format .npz -> DataFrame(image, label); image = "<split>/<row>".
+
+    Labels are the integer label column mapped through ``class_names`` (MedMNIST's ``info``
+    order); multi-label files (ChestMNIST) are refused."""
+    path = Path(path)
+    rows = []
+    for split in NPZ_SPLITS:
+        labels = np.asarray(_npz_array(path, f"{split}_labels"))
+        if labels.ndim == 2 and labels.shape[1] != 1:
+            raise DatasetError(f"{path}: {split}_labels has {labels.shape[1]} columns (multi-label); "
+                               "only single-label MedMNIST sets are supported")
+        labels = labels.reshape(-1).astype(np.int64)
+        n_images = len(_npz_array(path, f"{split}_images"))
+        if len(labels) != n_images:
+            raise DatasetError(f"{path}: {split} has {n_images} images but {len(labels)} labels")
+        bad = sorted(set(labels[(labels < 0) | (labels >= len(class_names))].tolist()))
+        if bad:
+            raise DatasetError(f"{path}: {split} label(s) {bad} have no class name; classes has "
+                               f"{len(class_names)} entries {list(class_names)}")
+        width = max(6, len(str(n_images)))
+        rows += [(f"{split}/{i:0{width}d}", class_names[k]) for i, k in enumerate(labels)]
+    return pd.DataFrame(rows, columns=["image", "label"])
+
+
+def npz_splits(manifest: pd.DataFrame, val_split: str = "unlabeled_train") -> dict[str, pd.DataFrame]:
+    """The official MedMNIST splits: train -> labeled_train, test -> test; val -> ``val_split``
+    (``unlabeled_train``: SSL pool only, labels unused; ``labeled_train``; ``drop``)."""
+    split = manifest["image"].str.partition("/")[0]
+    if val_split not in ("unlabeled_train", "labeled_train", "drop"):
+        raise DatasetError(f"source.val_split must be unlabeled_train, labeled_train or drop, got {val_split!r}")
+    train_parts = ["train"] + (["val"] if val_split == "labeled_train" else [])
+    out = {
+        "labeled_train": manifest.loc[split.isin(train_parts), ["image", "label"]],
+        "unlabeled_train": manifest.loc[split == "val", ["image"]] if val_split == "unlabeled_train"
+        else manifest.iloc[0:0][["image"]],
+        "test": manifest.loc[split == "test", ["image", "label"]],
+    }
+    return {k: v.reset_index(drop=True) for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------------------
