@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,3 +70,21 @@ def test_the_published_endo_files_are_refused_naming_the_overlap():
         check_disjoint(splits_of("endo/sparsam_published"), "splits/endo/sparsam_published")
     with pytest.raises(DatasetError, match="2628 test image"):
         ssl_pool({**splits_of("endo/sparsam_published"), "unlabeled_train": pd.DataFrame({"image": []})})
+
+
+def test_grouped_split_keeps_each_lesion_on_one_side():
+    """split.group_column: a newly made split keeps every group (ISIC 2019 lesion_id) on one side."""
+    from medssl.data import make_splits
+
+    rng = np.random.default_rng(0)
+    rows = [(f"ISIC_{i:07d}.jpg", ["MEL", "NV", "BCC"][i % 3], f"IL_{i // 3 if i < 240 else i}") for i in range(300)]
+    rng.shuffle(rows)
+    labeled = pd.DataFrame(rows, columns=["image", "label", "group"])
+    groups = dict(zip(labeled["image"], labeled["group"]))
+    splits = make_splits(labeled[["image", "label"]], None, 0.3, seed=0, groups=groups)
+    side = {groups[i]: "train" for i in splits["labeled_train"]["image"]}
+    assert not any(side.get(groups[i]) for i in splits["test"]["image"])
+    assert 0.25 < len(splits["test"]) / 300 < 0.4
+    assert set(splits["test"]["label"]) == {"MEL", "NV", "BCC"}
+    again = make_splits(labeled[["image", "label"]], None, 0.3, seed=0, groups=groups)
+    assert again["test"].equals(splits["test"])  # seeded

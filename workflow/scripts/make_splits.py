@@ -14,7 +14,8 @@ unlabeled = manifest.loc[manifest["label"] == "", ["image"]].reset_index(drop=Tr
 if ds["source"]["kind"] == "npz":  # the official train/val/test splits
     splits = npz_splits(manifest, ds["source"].get("val_split", "unlabeled_train"))
 else:
-    splits = make_splits(labeled, unlabeled, split.get("test_fraction", 0.3), split.get("seed", 0))
+    groups = dict(zip(manifest["image"], manifest["group"])) if split.get("group_column") else None
+    splits = make_splits(labeled, unlabeled, split.get("test_fraction", 0.3), split.get("seed", 0), groups)
 for name, frame in splits.items():
     write_split(frame, snakemake.output[name])
     log.info("%s: %d images", name, len(frame))

@@ -44,6 +44,7 @@ __all__ = [
     "generate_synthetic_marrow",
     "index_folder",
     "read_manifest",
+    "read_groups",
     "read_split",
     "write_split",
     "check_images",
@@ -592,6 +593,15 @@ def read_manifest(csv_path: Path, image_col: str = "image", label_col: str = "la
     return out.reset_index(drop=True)
 
 
+def read_groups(csv_path: Path, column: str) -> pd.Series:
+    """The group-id column (``split.group_column``, e.g. ``lesion_id``) of a manifest, row-aligned."""
+    df = _read_csv(csv_path)
+    if column not in df.columns:
+        raise DatasetError(f"{csv_path}: column {column!r} (split.group_column) not found; columns are "
+                           f"{list(df.columns)}")
+    return _clean_str(df[column]).reset_index(drop=True)
+
+
 def read_split(csv_path: Path, labeled: bool = True) -> pd.DataFrame:
     """Read one split file (``labeled_train.csv``, ``unlabeled_train.csv``, ``test.csv``).
 
@@ -856,8 +866,13 @@ def make_splits(
     unlabeled: pd.DataFrame | None,
     test_fraction: float,
     seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Stratified train/test split of the labeled images plus the unlabeled pool.
+
+    ``groups`` ({image: group id}, e.g. ISIC's lesion_id or a patient id) keeps every group on one
+    side: a grouped stratified split (sklearn ``StratifiedGroupKFold`` with round(1 / test_fraction)
+    folds, the first fold is test). Images without a group id form a group of their own.
 
     Returns ``labeled_train`` / ``test`` (``image,label``) and
     ``unlabeled_train`` (``image`` only), each sorted by image.  Classes with
@@ -892,9 +907,12 @@ def make_splits(
         train, test = lab.iloc[0:0], lab.iloc[0:0]
     else:
         try:
-            train, test = train_test_split(
-                keep, test_size=float(test_fraction), random_state=seed, stratify=keep["label"]
-            )
+            if groups is None:
+                train, test = train_test_split(
+                    keep, test_size=float(test_fraction), random_state=seed, stratify=keep["label"]
+                )
+            else:
+                train, test = _grouped_split(keep, groups, float(test_fraction), seed)
         except ValueError as e:
             raise DatasetError(
                 f"make_splits: cannot stratify {len(keep)} images over {keep['label'].nunique()} "
@@ -945,6 +963,15 @@ def check_disjoint(splits: Mapping[str, pd.DataFrame], where: str = "splits") ->
                 f"leak), e.g. {shared[:3]}; use disjoint split files (for Endo the repaired splits/endo/, "
                 "not sparsam's published files)"
             )
+
+
+def _grouped_split(lab: pd.DataFrame, groups: Mapping[str, str], test_fraction: float, seed: int):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = [str(groups.get(img) or "") or f"image:{img}" for img in lab["image"]]
+    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / test_fraction)), shuffle=True, random_state=seed)
+    train_idx, test_idx = next(folds.split(lab, lab["label"], ids))
+    return lab.iloc[train_idx], lab.iloc[test_idx]
 
 
 def ssl_pool(splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
