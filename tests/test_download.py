@@ -269,3 +269,20 @@ def test_workflow_downloads_what_it_can_and_stops_with_instructions(site, tmp_pa
     log = (work / "results/logs/check_manual_data/bm.log").read_text()
     assert "must be downloaded by hand" in log and "https://example.org/bm" in log
     assert "data/bm/BM_cytomorphology_data" in log
+
+
+@pytest.mark.parametrize("configs, expected", [
+    # BM by hand; HyperKvasir (sha256 known); ISIC 2019 zip + 2 CSVs, ISIC 2020 train/test zips
+    (["config/paper.yaml"], {"check_manual_data": 1, "download_archive_sha256": 1, "download_archive": 3,
+                             "download_file": 2, "unpack_archive": 4, "index_dataset": 1, "make_splits": 1}),
+    (["config/medmnist.yaml"], {"download_file": 4, "index_dataset": 4, "make_splits": 4}),
+    (["config/medmnist.yaml", "config/presets/medmnist_64.yaml"], {"download_file": 4, "index_dataset": 4}),
+    (["config/config.yaml", "config/presets/smalldatassl_datasets.yaml"],
+     {"check_manual_data": 2, "download_archive": 1, "unpack_archive": 1, "index_dataset": 3}),
+])
+def test_shipped_configs_plan_their_downloads_without_data(configs, expected):
+    """Every dataset of both papers and MedMNIST has a source: a dry run plans its download jobs."""
+    from test_dryrun import dry_run
+
+    counts, _, _ = dry_run("--configfile", *configs)
+    assert {rule: counts.get(rule, 0) for rule in expected} == expected

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.data import DatasetError, ImageDataset, check_images, index_npz, load_image, npz_splits, ssl_pool
+from medssl.data import DatasetError, ImageDataset, check_images, index_npz, load_image, official_splits, ssl_pool
 
 CLASSES = ["basophil", "eosinophil", "erythroblast"]
 
@@ -32,12 +32,12 @@ def test_index_and_official_splits(tmp_path):
     assert len(manifest) == 11 and list(manifest.columns) == ["image", "label"]
     assert manifest["image"].iloc[0] == "train/000000" and manifest["label"].iloc[1] == "eosinophil"
     check_images(manifest, npz, CLASSES)
-    splits = npz_splits(manifest)
+    splits = official_splits(manifest)
     assert [len(splits[k]) for k in ("labeled_train", "unlabeled_train", "test")] == [6, 2, 3]
     assert list(splits["unlabeled_train"].columns) == ["image"]
     assert len(ssl_pool(splits)) == 8  # val images join the SSL pool, test never
-    assert len(npz_splits(manifest, "labeled_train")["labeled_train"]) == 8
-    assert len(npz_splits(manifest, "drop")["unlabeled_train"]) == 0
+    assert len(official_splits(manifest, "labeled_train")["labeled_train"]) == 8
+    assert len(official_splits(manifest, "drop")["unlabeled_train"]) == 0
 
 
 def test_images_decode_from_the_arrays(tmp_path):

@@ -16,6 +16,9 @@ if ds.get("split", {}).get("group_column") and source["kind"] != "manifest":
                        f"manifest CSV column; source.kind {source['kind']!r} has none")
 if source["kind"] == "npz":  # MedMNIST format: image ids "<split>/<row>" inside the archive
     manifest = index_npz(root, ds["classes"])
+elif source["kind"] == "folder" and source.get("split_folders"):  # root/{train,val,test}/<class>/...
+    manifest = pd.concat([index_folder(root / part, ds["classes"]).assign(image=lambda f, p=part: p + "/" + f["image"])
+                          for part in ("train", "val", "test") if (root / part).is_dir()], ignore_index=True)
 elif source["kind"] == "folder":
     manifest = index_folder(root, ds["classes"])
     if source.get("unlabeled_root"):

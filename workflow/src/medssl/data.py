@@ -53,7 +53,7 @@ __all__ = [
     "ssl_pool",
     "load_image",
     "index_npz",
-    "npz_splits",
+    "official_splits",
     "ImageDataset",
     "load_all",
 ]
@@ -840,9 +840,11 @@ def index_npz(path: Path, class_names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image", "label"])
 
 
-def npz_splits(manifest: pd.DataFrame, val_split: str = "unlabeled_train") -> dict[str, pd.DataFrame]:
-    """The official MedMNIST splits: train -> labeled_train, test -> test; val -> ``val_split``
-    (``unlabeled_train``: SSL pool only, labels unused; ``labeled_train``; ``drop``)."""
+def official_splits(manifest: pd.DataFrame, val_split: str = "unlabeled_train") -> dict[str, pd.DataFrame]:
+    """A dataset's official splits from the first component of each image id ("train/...",
+    "val/...", "test/..."; MedMNIST .npz rows, or a folder source with ``split_folders``):
+    train -> labeled_train, test -> test; val -> ``val_split`` (``unlabeled_train``: SSL pool only,
+    labels unused; ``labeled_train``; ``drop``)."""
     split = manifest["image"].str.partition("/")[0]
     if val_split not in ("unlabeled_train", "labeled_train", "drop"):
         raise DatasetError(f"source.val_split must be unlabeled_train, labeled_train or drop, got {val_split!r}")

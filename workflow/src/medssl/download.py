@@ -339,7 +339,8 @@ def _count_files(folder: Path, extensions: Iterable[str]) -> int:
 
 
 def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> dict[str, int]:
-    """Verify hand-placed data against ``manual.classes`` ({class folder: expected file count}) and/or
+    """Verify hand-placed data against ``manual.classes`` ({class folder: expected file count; null = at
+    least one}; nested folders such as ``train/NORMAL`` allowed) and/or
     ``manual.count`` (files in all); returns the counts found. ``manual.tolerance`` (default 0) allows
     that many files more or fewer per class (for sources whose count varies by one between releases)."""
     root = Path(manual["root"])
@@ -355,9 +356,11 @@ def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAG
             problems.append(f"class folder {root / cls} is missing")
             continue
         found[cls] = n = _count_files(root / cls, extensions)
-        if want is not None and abs(n - int(want)) > tolerance:
+        if want is None and n == 0:
+            problems.append(f"{root / cls}: no image files ({', '.join(extensions)})")
+        elif want is not None and abs(n - int(want)) > tolerance:
             problems.append(f"{root / cls}: {n} image files, expected {want}")
-    extra = [p for p in present if expected and p not in expected]
+    extra = [p for p in present if expected and p not in {c.split("/")[0] for c in expected}]
     if extra:
         problems.append(f"{root}: unexpected folder(s) {extra} (not in the expected classes)")
     if manual.get("count") is not None:
