@@ -126,6 +126,8 @@ def image_root(dataset):
     source = config["datasets"][dataset]["source"]
     if source["kind"] == "generated":
         return f"results/data/{dataset}/synthetic"
+    if source["kind"] == "npz":  # image ids are "<split>/<row>" inside the archive
+        return source["path"]
     return source["root"]
 
 
@@ -145,7 +147,7 @@ def dataset_images(wildcards):
     """The generated images are an output of the workflow; real images are user data."""
     if dataset_cfg(wildcards)["source"]["kind"] == "generated":
         return {"manifest": f"results/data/{wildcards.dataset}/manifest.csv"}
-    return {}
+    return download_inputs(wildcards)  # rules/download.smk: {} for data already on disk
 
 
 def supervised_inputs(wildcards):
