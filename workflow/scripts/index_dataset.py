@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medssl.checks import check_inside_root
 from medssl.data import check_images, index_folder, read_manifest
 from medssl.runtime import atomic_path, limit_threads, setup_logging
 
@@ -21,6 +22,7 @@ if source["kind"] == "folder":
         manifest = pd.concat([manifest, unlabeled], ignore_index=True)
 else:
     manifest = read_manifest(Path(source["manifest"]))
+    check_inside_root(manifest["image"].tolist(), root, source["manifest"])
 check_images(manifest, root, ds["classes"])
 log.info("indexed %d images under %s", len(manifest), root)
 with atomic_path(snakemake.output.manifest) as tmp:
