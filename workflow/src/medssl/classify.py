@@ -348,14 +348,31 @@ def predict(estimator: BaseEstimator, X: np.ndarray, mode: str) -> np.ndarray:
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Metrics over the classes that have test images; a class without any has no recall (None),
+    not a recall of 0, and is left out of balanced accuracy and macro F1."""
     labels = np.arange(n_classes)
+    recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     return {
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
-        "per_class_recall": recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0).tolist(),
+        "per_class_recall": [float(r) if c in set(y_true.tolist()) else None for c, r in zip(labels, recall)],
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+
+
+def class_coverage_fields(train_labels: np.ndarray, test_labels: np.ndarray, classes: Sequence[str]) -> dict:
+    """The classes a fit could not score (no test image) or cannot predict (no training image),
+    recorded with every fit and warned about."""
+    fields = {"classes_without_test_images": [c for i, c in enumerate(classes) if i not in set(test_labels.tolist())],
+              "classes_not_in_training": [c for i, c in enumerate(classes)
+                                          if i in set(test_labels.tolist()) and i not in set(train_labels.tolist())]}
+    if fields["classes_without_test_images"]:
+        log.warning("class(es) %s have no test image: not scored", fields["classes_without_test_images"])
+    if fields["classes_not_in_training"]:
+        log.warning("test class(es) %s have no training image: they cannot be predicted",
+                    fields["classes_not_in_training"])
+    return fields
 
 
 def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Sequence[int],
@@ -396,6 +413,7 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
                 "n_classes": n_classes,
                 "pool_class_counts": np.bincount(train.labels, minlength=n_classes).tolist(),
                 **score(test.labels, y_pred, n_classes),
+                **class_coverage_fields(subset.labels, test.labels, train.classes),
                 "classes": list(train.classes),
                 "train_images": subset.images.tolist(),
                 "fit_seconds": seconds,
