@@ -6,6 +6,7 @@ rule pretrain_dino:
     input:
         unpack(split_files),
         unpack(dataset_images),
+        checked=split_check,
     output:
         backbone="results/ssl/{dataset}/{method}/backbone.pt",
         train_log="results/ssl/{dataset}/{method}/train_log.csv",
@@ -24,6 +25,7 @@ rule pretrain_dino:
     threads: 8
     resources:
         gpu=1,
+        attempt=lambda wc, attempt: attempt,  # read by medssl.runtime.fail_once
     retries: 2
     conda:
         "../../envs/torch.yaml"
