@@ -67,7 +67,7 @@ def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
     logs = {p.parts[len((tiny_run / "results/logs").parts)] for p in (tiny_run / "results/logs").rglob("*.log")}
     benches = {p.parts[len((tiny_run / "results/benchmarks").parts)]
                for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
-    rules = {"generate_dataset", "make_splits", "pretrain_dino", "init_random_backbone", "embed",
+    rules = {"generate_dataset", "make_splits", "pretrain_ssl", "init_random_backbone", "embed",
              "fit_classifiers", "train_supervised", "aggregate_metrics", "plot_balanced_accuracy",
              "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
     assert rules <= logs and rules <= benches
