@@ -30,7 +30,7 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
     per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
                    + len(sup["budgets"]) * len(sup["seeds"]))
     assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
-    assert set(metrics["method"]) == {"dino", "random_init", "supervised"}
+    assert set(metrics["method"]) == set(config["methods"]) | {"supervised"}
     assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
     assert set(metrics.loc[metrics.variant == "classes_min30", "min_class_size"]) == {30}
     assert (metrics.loc[metrics.variant == "classes_min30", "n_classes"] < 4).all()
@@ -95,6 +95,11 @@ def test_intermediate_artifacts_are_inspectable(tiny_run):
     assert set(small["label"]) == set(json.loads((fits / "classes_min30/dino/budget_5/svm/seed_0.json").read_text())["classes"])
     train_log = pd.read_csv(tiny_run / "results/ssl/tiny/dino/train_log.csv")
     assert len(train_log) == 2 and train_log["loss"].notna().all()
+    for method in ["dino", "simclr", "dclw", "simsiam", "vicreg"]:  # every SSL method trained, with its verdict
+        health = json.loads((tiny_run / f"results/ssl/tiny/{method}/health.json").read_text())
+        assert health["kind"] == method and health["verdict"] in ("ok", "collapsed"), health
+        log = pd.read_csv(tiny_run / f"results/ssl/tiny/{method}/train_log.csv")
+        assert log[["loss", "embedding_std_ratio", "effective_rank"]].notna().all().all()
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ class CollapseConfig:
     sample_size: int = 512  # training images (fewer when the pool is smaller)
     seed: int = 0
     batch_size: int = 128
-    min_std_ratio: float = 0.05
+    min_std_ratio: float = 0.01  # untrained backbones give 0.05-0.2 on small images; a collapsed one ~0
     min_effective_rank: float = 1.5
     max_teacher_entropy_ratio: float = 0.98  # DINO only
     min_kl_teacher_student: float = 0.0  # DINO only; 0 = not checked
