@@ -115,6 +115,21 @@ def test_temporary_files_are_unique_per_call_and_process():
     assert a != b and a.parent == Path("x") and str(__import__("os").getpid()) in a.name
 
 
+def test_a_second_trainer_waits_for_the_one_writing_the_folder(tmp_path, caplog):
+    """An orphaned trainer (Snakemake killed) still holds the folder: the rerun waits, then resumes."""
+    import fcntl
+    import os
+    import threading
+
+    method, cfg, aug = setup("simsiam", epochs=1)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(2.0, os.close, args=(fd,)).start()
+    with caplog.at_level(logging.WARNING):
+        assert train(method, cfg, TINY_VIT, dataset(32), aug, tmp_path).exists()
+    assert "another trainer is writing" in caplog.text
+
+
 def test_collapsing_dino_fails_naming_the_signal_and_warn_completes(tmp_path):
     # A teacher temperature of 100 makes the teacher's outputs uniform: entropy = ln(out_dim).
     method, cfg, aug = setup("dino", epochs=1, warmup_epochs=0, teacher_temp=100.0, warmup_teacher_temp=100.0)

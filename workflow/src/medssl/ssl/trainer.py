@@ -13,8 +13,10 @@ written again from it, with no training.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import logging
 import math
 import os
@@ -209,6 +211,23 @@ def _take_checkpoint(out_dir: Path, run_hash: str, log: logging.Logger) -> Path 
     return path if path.exists() else None
 
 
+@contextlib.contextmanager
+def _exclusive(out_dir: Path, log: logging.Logger):
+    """Hold an exclusive lock on the run folder: a trainer orphaned by a killed Snakemake may still be
+    writing it; then this one waits for it to finish and resumes from its checkpoint."""
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another trainer is writing %s (e.g. one left running by a killed Snakemake): "
+                        "waiting for it to finish, then resuming from its checkpoint", out_dir)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def train(method_cls: type[Method], cfg: TrainConfig, backbone_spec: dict, dataset: Dataset,
           augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]], out_dir: Path,
           log: logging.Logger | None = None, collapse_cfg: collapse.CollapseConfig | None = None,
@@ -228,8 +247,16 @@ def train(method_cls: type[Method], cfg: TrainConfig, backbone_spec: dict, datas
     out_dir = Path(out_dir)
     rank, world = rank_world()
     is_main = rank == 0
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if not is_main:
+        return _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, collapse_cfg, identity)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir, log):
+        return _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, collapse_cfg, identity)
+
+
+def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, collapse_cfg, identity) -> Path:
+    rank, world = rank_world()
+    is_main = rank == 0
     device = resolve_device(cfg.device, log if is_main else None)
     amp_dtype = autocast_dtype(cfg.precision, device)
     if device.type == "cuda":
