@@ -208,3 +208,9 @@ def test_one_step_of_every_shipped_preset(backbone, entry):
     m.train_mode()
     stats = training_step(m, m.model, optimizer, views, 0, sched, cfg)
     assert math.isfinite(stats["loss"])
+
+
+def test_smalldata_views_default_to_the_dataset_image_size():
+    assert parse_spec({"kind": "vicreg", "image_size": 32})[2].global_size == 32
+    assert parse_spec({"kind": "vicreg", "image_size": 32, "augmentation": {"global_size": 24}})[2].global_size == 24
+    assert parse_spec({"kind": "dino", "image_size": 32})[2].global_size == 224  # DINO: MultiCropConfig's default

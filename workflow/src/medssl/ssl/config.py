@@ -116,13 +116,14 @@ def config_hash(*parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-# SmallDataSSL's two views (REFERENCE 3.3) as medssl.augment.MultiCropConfig keys: RandomResizedCrop 224,
+# SmallDataSSL's two views (REFERENCE 3.3) as medssl.augment.MultiCropConfig keys: RandomResizedCrop to the
+# dataset's image_size (the paper resizes every image to 224 and crops 224 px views; the launcher fills it in),
 # horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.2, 0.1) always applied, grayscale 0.2, Gaussian blur
 # (kernel 23, sigma 0.1-2) with p 0.5 and solarisation with p 0.1 on both views, ImageNet normalisation.
 # The crop scale is (0.08, 1.0), the intended one; the paper's code has (0.08, 0.1), which
 # config/presets/smalldatassl_paper.yaml keeps.
 SMALLDATA_AUGMENTATION: dict = {
-    "global_size": 224, "n_local": 0, "global_scale": (0.08, 1.0), "hflip_p": 0.5, "vflip_p": 0.0,
+    "n_local": 0, "global_scale": (0.08, 1.0), "hflip_p": 0.5, "vflip_p": 0.0,
     "rotation_degrees": 0.0, "jitter_p": 1.0, "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
     "grayscale_p": 0.2, "blur_p": (0.5, 0.5, 0.5), "blur_sigma": (0.1, 2.0), "blur_kernel": 23,
     "solarize_p": (0.1, 0.1, 0.1), "normalize": "imagenet",

@@ -37,6 +37,8 @@ def parse_spec(spec: dict):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"methods.<name>.params ({method.kind}): {exc}") from None
     aug = {**method.augmentation_defaults, **(spec.get("augmentation") or {})}
+    if method.kind != "dino" and "global_size" not in aug and spec.get("image_size"):
+        aug["global_size"] = int(spec["image_size"])  # views at the resolution the embedding stage uses
     try:
         aug_cfg = MultiCropConfig.from_dict(aug)
     except (TypeError, ValueError) as exc:
