@@ -273,7 +273,7 @@ def test_bad_shipped_splits_fail_in_the_first_job_before_pretraining(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Error in rule check_splits" in out
     assert "3 of the 6 test images are also in" in (workdir / "results/logs/check_splits/ds.log").read_text()
-    assert out.count("Error in rule") == 1 and not (workdir / "results/logs/pretrain_dino").exists()
+    assert out.count("Error in rule") == 1 and not (workdir / "results/logs/pretrain_ssl").exists()
 
     # disjoint splits, but a truncated image: the indexing job names it; nothing trains
     pd.DataFrame(rows[:6], columns=["image", "label"]).to_csv(workdir / "splits" / "ds" / "labeled_train.csv")
@@ -282,7 +282,7 @@ def test_bad_shipped_splits_fail_in_the_first_job_before_pretraining(tmp_path):
     proc = run(workdir, backbone)
     assert proc.returncode != 0 and "Error in rule index_dataset" in proc.stdout + proc.stderr
     assert "b/5.png (cannot decode" in (workdir / "results/logs/index_dataset/ds.log").read_text()
-    assert not (workdir / "results/logs/pretrain_dino").exists()
+    assert not (workdir / "results/logs/pretrain_ssl").exists()
 
 
 @pytest.mark.slow
@@ -325,5 +325,5 @@ def test_config_error_in_pretraining_is_not_retried(tmp_path):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     proc = run(workdir, "results/ssl/ds/dino/backbone.pt")
     assert proc.returncode != 0
-    log = (workdir / "results/logs/pretrain_dino/ds/dino.log").read_text()
+    log = (workdir / "results/logs/pretrain_ssl/ds/dino.log").read_text()
     assert "not retried (attempt 3)" in log and "warmup_epochs" in log

@@ -47,6 +47,15 @@ def _names(mapping, kind):
     return [name for name, entry in mapping.items() if entry["kind"] == kind]
 
 
+# Method kinds that the pretrain_ssl rule trains (the registry in medssl.ssl.base; kept here so
+# that planning does not import torch; tests/test_ssl_methods.py checks the two agree).
+SSL_KINDS = ["dino", "simclr", "dclw", "simsiam", "vicreg"]
+
+
+def _trainable(mapping):
+    return [name for name, entry in mapping.items() if entry["kind"] in SSL_KINDS]
+
+
 def _alternation(names):
     # A regex that matches none of the names when the list is empty.
     return "|".join(sorted(names)) if names else "(?!x)x"
