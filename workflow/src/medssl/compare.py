@@ -125,8 +125,8 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
                 ax.set_ylabel(f"{label}\n{metric.replace('_', ' ')}")
     order = [m for m in [*methods, *reference, *baselines] if m in handles]
     fig.legend([handles[m] for m in order], [_legend_label(m, reference, baselines) for m in order],
-               loc="lower center", ncol=min(len(order), 6), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if len(classifiers) > 1 else 0.1, 1, 1))
+               loc="lower center", ncol=min(len(order), 3 * len(names)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.12 if len(names) == 1 else 0.06) if len(classifiers) > 1 else 0.1, 1, 1))
     return fig
 
 
