@@ -27,10 +27,12 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
     config = yaml.safe_load(TINY.read_text())
     ev = config["evaluation"]
     sup = config["baselines"]["supervised"]
+    ll = config["baselines"]["linear_layer"]
     per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
-                   + len(sup["budgets"]) * len(sup["seeds"]))
+                   + len(sup["budgets"]) * len(sup["seeds"]) + len(ll["budgets"]) * len(ll["seeds"]))
     assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
     assert set(metrics["method"]) == {"dino", "random_init", "supervised"}
+    assert set(metrics.loc[metrics.classifier == "linear_layer", "method"]) == {"dino"}  # the paper's SSL + LL
     assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
     assert set(metrics.loc[metrics.variant == "classes_min30", "min_class_size"]) == {30}
     assert (metrics.loc[metrics.variant == "classes_min30", "n_classes"] < 4).all()
@@ -68,7 +70,7 @@ def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
     benches = {p.parts[len((tiny_run / "results/benchmarks").parts)]
                for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
     rules = {"generate_dataset", "make_splits", "pretrain_dino", "init_random_backbone", "embed",
-             "fit_classifiers", "train_supervised", "aggregate_metrics", "plot_balanced_accuracy",
+             "fit_classifiers", "train_supervised", "train_linear_layer", "aggregate_metrics", "plot_balanced_accuracy",
              "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
     assert rules <= logs and rules <= benches
 

@@ -18,6 +18,12 @@ SPLITS = ["labeled_train", "unlabeled_train", "test"]
 SUPERVISED = config.get("baselines", {}).get("supervised", {"enabled": False})
 SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
 SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
+# The paper's "SSL + LL": a linear head (+ the final norm) trained on images through each SSL
+# method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
+LINEAR_LAYER = config.get("baselines", {}).get("linear_layer", {"enabled": False})
+LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or list(METHODS)
+LINEAR_LAYER_BUDGETS = [str(b) for b in LINEAR_LAYER.get("budgets") or BUDGETS]
+LINEAR_LAYER_SEEDS = LINEAR_LAYER.get("seeds") or SEEDS
 
 
 def variants(dataset):
@@ -81,6 +87,22 @@ def _check_config():
     extra = sorted(set(SUPERVISED_SEEDS) - set(SEEDS))
     if extra:
         raise ValueError(f"baselines.supervised.seeds: {extra} not in evaluation.seeds {SEEDS}")
+    _check_linear_layer()
+
+
+def _check_linear_layer():
+    if not LINEAR_LAYER.get("enabled", False):
+        return
+    if "linear_layer" in CLASSIFIERS:
+        raise ValueError("evaluation.classifiers.linear_layer: the name is taken by baselines.linear_layer; rename it")
+    for key, values, allowed, where in [
+        ("methods", LINEAR_LAYER_METHODS, list(METHODS), "methods"),
+        ("budgets", LINEAR_LAYER_BUDGETS, BUDGETS, "evaluation.budgets"),
+        ("seeds", LINEAR_LAYER_SEEDS, SEEDS, "evaluation.seeds"),
+    ]:
+        extra = [v for v in values if v not in allowed]
+        if extra:
+            raise ValueError(f"baselines.linear_layer.{key}: {extra} not in {where} {allowed}")
 
 
 _check_config()
@@ -169,6 +191,24 @@ def supervised_outputs(dataset, variant, budgets=None):
     )
 
 
+def linear_layer_outputs(dataset, variant):
+    if not LINEAR_LAYER.get("enabled", False):
+        return []
+    return expand(
+        "results/fits/{dataset}/{variant}/{method}/budget_{budget}/linear_layer/seed_{seed}.json",
+        dataset=dataset,
+        variant=variant,
+        method=LINEAR_LAYER_METHODS,
+        budget=LINEAR_LAYER_BUDGETS,
+        seed=LINEAR_LAYER_SEEDS,
+    )
+
+
+def linear_layer_augmentation(wildcards):
+    """The views (and normalisation) the arm trains with: the method's, else the SSL method's."""
+    return METHODS[wildcards.method].get("augmentation") or METHODS[ssl_method()].get("augmentation") or {}
+
+
 def all_fit_outputs(wildcards=None):
     return [
         path
@@ -177,6 +217,7 @@ def all_fit_outputs(wildcards=None):
         for path in [
             *(p for method in METHODS for budget in BUDGETS for p in fit_outputs(dataset, variant, method, budget)),
             *supervised_outputs(dataset, variant),
+            *linear_layer_outputs(dataset, variant),
         ]
     ]
 

@@ -7,6 +7,7 @@ log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 config = snakemake.params.config
 labels = {name: spec.get("label", name) for name, spec in config["evaluation"]["classifiers"].items()}
+labels.setdefault("linear_layer", "LL")  # baselines.linear_layer, the paper's SSL + LL
 compared = config.get("figures", {}).get("confusion", {}).get("classifier") or next(iter(labels))
 method = snakemake.params.ssl_method
 metrics = collect_metrics(snakemake.input, labels)

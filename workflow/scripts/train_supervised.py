@@ -1,10 +1,7 @@
 """One fit of the supervised DL baseline (dataset x variant x budget x seed)."""
-import pandas as pd
-import torch
-
 from medssl.data import read_split
-from medssl.runtime import atomic_path, limit_threads, setup_logging, write_json
-from medssl.supervised import resolve_device, run_supervised, settings_with_defaults
+from medssl.runtime import limit_threads, setup_logging
+from medssl.supervised import resolve_device, run_supervised, settings_with_defaults, write_fit
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
@@ -17,9 +14,5 @@ record, test, y_pred = run_supervised(
     read_split(snakemake.input.labeled_train), read_split(snakemake.input.test), snakemake.params.image_root,
     ds["classes"], ds["image_size"], ds.get("channels", 3), wc.budget, int(wc.seed),
     snakemake.params.min_class_size, snakemake.params.backbone, settings, device)
-classes = record["classes"]
-with atomic_path(snakemake.output.predictions) as tmp:
-    pd.DataFrame({"image": test.images, "label": [classes[i] for i in test.labels],
-                  "prediction": [classes[i] for i in y_pred]}).to_csv(tmp, index=False)
-write_json({"dataset": wc.dataset, "variant": wc.variant, "method": "supervised", **record},
-           snakemake.output.metrics)
+write_fit(record, test, y_pred, snakemake.output.metrics, snakemake.output.predictions,
+          dataset=wc.dataset, variant=wc.variant, method="supervised")
