@@ -243,6 +243,12 @@ def confusion_fits(wildcards):
     }
 
 
+def confusion_predictions(wildcards):
+    """The test predictions of the Fig. 3 fits, for the per-class bootstrap intervals."""
+    return {f"{arm}_predictions": [p.replace(".json", ".predictions.csv") for p in paths]
+            for arm, paths in confusion_fits(wildcards).items()}
+
+
 TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison"]
 
 

@@ -150,12 +150,48 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
                 "n_pairs": len(g), "ssl_mean": g["balanced_accuracy_ssl"].mean(),
                 "dl_mean": g["balanced_accuracy_dl"].mean(), "mean_difference": g["diff"].mean(),
                 "ssl_wins": int((g["diff"] > 0).sum()), "wilcoxon_statistic": statistic, "p_value": p,
+                "t_test_p": _paired_t(g["diff"].to_numpy()),
             })
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    return add_holm(pd.DataFrame(rows, columns=PAIRED_COLUMNS[:-2]))
 
 
 PAIRED_COLUMNS = ["dataset", "variant", "budget", "ssl_arm", "n_pairs", "ssl_mean", "dl_mean", "mean_difference",
-                  "ssl_wins", "wilcoxon_statistic", "p_value"]
+                  "ssl_wins", "wilcoxon_statistic", "p_value", "t_test_p", "p_value_holm", "t_test_p_holm"]
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment (family-wise error) of a family of p-values; NaNs stay NaN and
+    are not counted in the family."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def add_holm(paired: pd.DataFrame) -> pd.DataFrame:
+    """Holm-adjusted per-budget p-values: one family per dataset x variant (its budgets; the pooled
+    row, whose budget x seed pairs are not independent, is left out and gets NaN)."""
+    paired = paired.copy()
+    per_budget = paired[paired["budget"] != "pooled"]
+    for column in ["p_value", "t_test_p"]:
+        adjusted = pd.Series(np.nan, index=paired.index)
+        for _, family in per_budget.groupby(["dataset", "variant"], sort=False):
+            adjusted[family.index] = holm(family[column].to_numpy())
+        paired[f"{column}_holm"] = adjusted
+    return paired.reindex(columns=PAIRED_COLUMNS)
+
+
+def _paired_t(diff: np.ndarray) -> float:
+    """Two-sided paired t-test of the differences (NaN below 2 pairs or without variance)."""
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        return float("nan")
+    return float(stats.ttest_1samp(diff, 0.0).pvalue)
 
 
 def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
@@ -321,16 +357,51 @@ def per_class_accuracy(records: Sequence[dict], classes: Sequence[str]) -> np.nd
     return np.nanmean(np.asarray(out, dtype=float), axis=0)
 
 
+def per_class_bootstrap(predictions: Sequence[pd.DataFrame], classes: Sequence[str], n_boot: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval over test images of the per-class accuracy averaged over fits
+    (seeds): every fit is scored on the same test images, so each replicate resamples a class's
+    images once (seeded) and scores every fit on that resample. ``predictions``: the fits'
+    ``image,label,prediction`` tables. Returns {class: (low, high)}; (nan, nan) without test images."""
+    if not predictions:
+        return {}
+    first = predictions[0]
+    images, labels = first["image"].to_numpy(), first["label"].astype(str).to_numpy()
+    correct = []
+    for frame in predictions:
+        frame = frame.set_index("image")
+        missing = set(images) - set(frame.index)
+        if missing or len(frame) != len(images):
+            raise ValueError(f"the fits were scored on different test images (e.g. {sorted(missing)[:3]})")
+        frame = frame.loc[images]
+        correct.append((frame["label"].astype(str) == frame["prediction"].astype(str)).to_numpy())
+    correct = np.stack(correct)  # [fits, images]
+    rng = np.random.default_rng(seed)
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for name in classes:
+        idx = np.flatnonzero(labels == name)
+        if not len(idx):
+            out[name] = (float("nan"), float("nan"))
+            continue
+        draws = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
+        accuracy = correct[:, draws].mean(axis=2).mean(axis=0)  # [n_boot]
+        low, high = np.percentile(accuracy, [tail, 100 - tail])
+        out[name] = (float(low), float(high))
+    return out
+
+
 def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
                           baseline: Sequence[dict] | None = None,
                           literature_per_class: Mapping[str, float] | None = None,
-                          ours_label: str = "ours"):
+                          ours_label: str = "ours",
+                          intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None):
     """The paper's Fig. 3: mean +- std (over seeds) of the row-normalised confusion matrix, classes
-    ordered by frequency in the labeled pool, a class-frequency bar panel (log scale) on the right,
-    and below, rows of per-class accuracy: ours, the literature's (when given), the DL baseline's at
-    the same budget (when given)."""
+    ordered by frequency in the labeled pool, a class-frequency bar panel (linear, labelled) on the
+    right, and below, rows of per-class accuracy: ours, the literature's (when given), the DL
+    baseline's at the same budget (when given); ``intervals`` {row label: {class: (low, high)}}
+    (e.g. `per_class_bootstrap`) are printed under the row's values."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     classes = records[0]["classes"]
     counts = np.asarray(records[0]["pool_class_counts"])
@@ -362,18 +433,22 @@ def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
     ax.set_ylabel("true")
     ax.set_title(title or "", fontsize=9)
     bar.barh(range(n), counts[order], color="grey")
-    bar.set_xscale("log")
-    bar.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    bar.xaxis.set_minor_formatter(NullFormatter())
+    bar.set_xlim(0, max(1, counts.max()) * 1.05)  # linear: near-balanced classes look balanced
+    bar.tick_params(axis="x", labelsize=6, rotation=90)
     bar.set_ylim(n - 0.5, -0.5)
     bar.tick_params(axis="y", labelleft=False)
     bar.set_xlabel("labeled images", fontsize=7)
     strip = np.vstack([r for _, r in rows])
     acc.imshow(np.nan_to_num(strip, nan=0.0), cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(rows)):
+    intervals = intervals or {}
+    for i, (label, _) in enumerate(rows):
         for j in range(n):
             value = strip[i, j]
-            acc.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
+            text = "–" if np.isnan(value) else f"{value:.2f}"
+            low, high = intervals.get(label, {}).get(names[j], (np.nan, np.nan))
+            if not np.isnan(value) and not np.isnan(low):
+                text += f"\n[{low:.2f}, {high:.2f}]"
+            acc.text(j, i, text, ha="center", va="center", fontsize=5 if "\n" in text else 6,
                      color="white" if value > 0.6 else "black")
     acc.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
     acc.set_xticks(range(n), names, rotation=90, fontsize=7)
