@@ -199,3 +199,21 @@ def test_fig3_prints_the_intervals_under_the_per_class_accuracy():
     names = ours[0]["classes"]
     fig = plot_confusion_matrix(ours, "t", ours_label="ours", intervals={"ours": {c: (0.1, 0.9) for c in names}})
     assert all(t.get_text().endswith("[0.10, 0.90]") for t in fig.axes[2].texts)
+
+
+def test_pretraining_seeds_pool_under_their_method(fit_files):
+    from medssl.report import pool_pretraining_seeds
+
+    metrics = collect_metrics(fit_files, {"svm": "SVM"})
+    methods = {"dino": {"kind": "dino"}}
+    plain = pool_pretraining_seeds(metrics, methods, {"svm": "SVM"})
+    assert plain["pretrain_seed"].isna().all() and plain["method"].equals(metrics["method"])
+    # the same fits as two pretrainings of "ssl": one summary row per budget over both
+    twice = pd.concat([metrics.assign(method="ssl_seed0"), metrics.assign(method="ssl_seed1")])
+    methods = {f"ssl_seed{s}": {"kind": "dino", "family": "ssl", "pretrain_seed": s} for s in (0, 1)}
+    pooled = pool_pretraining_seeds(twice, methods, {"svm": "SVM"})
+    assert set(pooled["method"]) == {"ssl"} and set(pooled["pretrain_seed"]) == {0, 1}
+    assert set(pooled["arm"]) == {"ssl + SVM", "ssl + knn"}
+    summary = summarize(pooled)
+    single = summarize(pool_pretraining_seeds(metrics.assign(method="ssl_seed0"), methods, {"svm": "SVM"}))
+    assert len(summary) == len(single) and (summary["n_seeds"].to_numpy() == 2 * single["n_seeds"].to_numpy()).all()

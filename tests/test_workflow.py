@@ -148,5 +148,21 @@ def test_paper_config_plans_the_whole_dag_without_data(tmp_path):
     n_supervised = n_variants * len(config["evaluation"]["budgets"]) * len(config["evaluation"]["seeds"])
     planned = re.search(r"^train_supervised\s+(\d+)$", proc.stdout, re.M)
     assert planned and int(planned.group(1)) == n_supervised
+    planned = re.search(r"^train_linear_layer\s+(\d+)$", proc.stdout, re.M)  # the paper's SSL + LL, per method
+    assert planned and int(planned.group(1)) == n_supervised * len(config["baselines"]["linear_layer"]["methods"])
     for rule in ["plot_label_efficiency", "plot_confusion_matrix", "write_config"]:
         assert re.search(rf"^{rule}\s+\d+$", proc.stdout, re.M), rule
+
+
+def test_pretrain_seeds_plan_one_pretraining_per_seed(tmp_path):
+    """methods.<m>.pretrain_seeds: separate pretrainings <m>_seed<s>, each with its embeddings and
+    fits (and SSL + LL), pooled under <m> in the tables; the confusion figure reads every instance."""
+    def mutate(c):
+        c["methods"]["dino"]["pretrain_seeds"] = [3, 4]
+
+    proc = snakemake(tmp_path, "-n", "--forceall", configfile=_bad_config(tmp_path, mutate), timeout=120)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.M))
+    assert counts["pretrain_dino"] == "2" and counts["embed"] == "3"  # dino_seed3, dino_seed4, random_init
+    assert counts["train_linear_layer"] == "4"  # 2 instances x 2 variants x budget 5 x seed 0
+    for name in ["dino_seed3", "dino_seed4"]:
+        assert f"results/ssl/tiny/{name}/backbone.pt" in proc.stdout

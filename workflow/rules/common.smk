@@ -7,6 +7,36 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def _expand_pretrain_seeds(methods):
+    """A method with `pretrain_seeds: [a, b, ...]` becomes one method instance per seed, named
+    `<method>_seed<a>`, each its own pretraining (params.seed / seed set to it) with its own
+    results/ssl/... and fits; `family` and `pretrain_seed` tell aggregation to pool them under
+    `<method>`, so the summary's intervals include the pretraining variance."""
+    out = {}
+    for name, entry in methods.items():
+        seeds = entry.get("pretrain_seeds")
+        if not seeds:
+            out[name] = entry
+            continue
+        if entry["kind"] == "published":
+            raise ValueError(f"methods.{name}.pretrain_seeds: published weights have no pretraining to repeat")
+        for seed in seeds:
+            instance = {**{k: v for k, v in entry.items() if k != "pretrain_seeds"},
+                        "family": name, "pretrain_seed": int(seed)}
+            if entry["kind"] == "dino":
+                instance["params"] = {**(entry.get("params") or {}), "seed": int(seed)}
+            else:
+                instance["seed"] = int(seed)
+            instance_name = f"{name}_seed{seed}"
+            if instance_name in methods:
+                raise ValueError(f"methods.{name}.pretrain_seeds: {instance_name!r} is also a method name")
+            out[instance_name] = instance
+    return out
+
+
+config["methods"] = _expand_pretrain_seeds(config["methods"])
+
 DATASETS = list(config["datasets"])
 METHODS = config["methods"]
 CLASSIFIERS = config["evaluation"]["classifiers"]
@@ -22,6 +52,14 @@ SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
 # method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
 LINEAR_LAYER = config.get("baselines", {}).get("linear_layer", {"enabled": False})
 LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or list(METHODS)
+
+
+def method_instances(name):
+    """The methods config entries made of `name`: its pretrain_seeds instances, or itself."""
+    return [m for m, entry in METHODS.items() if entry.get("family", m) == name]
+
+
+LINEAR_LAYER_METHODS = [m for family in LINEAR_LAYER_METHODS for m in method_instances(family) or [family]]
 LINEAR_LAYER_BUDGETS = [str(b) for b in LINEAR_LAYER.get("budgets") or BUDGETS]
 LINEAR_LAYER_SEEDS = LINEAR_LAYER.get("seeds") or SEEDS
 
@@ -42,7 +80,8 @@ def variant_min_class_size(wildcards):
 def ssl_method():
     """The SSL method of the paper-style figures and of the paired comparison."""
     confusion = config.get("figures", {}).get("confusion", {})
-    return confusion.get("method") or next(iter(_names(METHODS, "dino") or METHODS))
+    first = next(iter(_names(METHODS, "dino") or METHODS))
+    return confusion.get("method") or METHODS[first].get("family", first)
 
 
 def _names(mapping, kind):
@@ -59,7 +98,7 @@ def _check_config():
         if len(ds["classes"]) != len(set(ds["classes"])):
             raise ValueError(f"datasets.{name}.classes: class names must be unique")
     confusion = config.get("figures", {}).get("confusion", {})
-    if confusion.get("method") and confusion["method"] not in METHODS:
+    if confusion.get("method") and not method_instances(confusion["method"]):
         raise ValueError(
             f"figures.confusion.method: {confusion['method']!r} is not one of methods: {sorted(METHODS)}"
         )
@@ -206,7 +245,8 @@ def linear_layer_outputs(dataset, variant):
 
 def linear_layer_augmentation(wildcards):
     """The views (and normalisation) the arm trains with: the method's, else the SSL method's."""
-    return METHODS[wildcards.method].get("augmentation") or METHODS[ssl_method()].get("augmentation") or {}
+    return (METHODS[wildcards.method].get("augmentation")
+            or METHODS[method_instances(ssl_method())[0]].get("augmentation") or {})
 
 
 def all_fit_outputs(wildcards=None):
@@ -234,7 +274,7 @@ def confusion_fits(wildcards):
         "ssl": expand(
             "results/fits/{dataset}/classes_all/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
             dataset=wildcards.dataset,
-            method=ssl_method(),
+            method=method_instances(ssl_method()),
             budget=confusion_budget(),
             classifier=classifier,
             seed=SEEDS,

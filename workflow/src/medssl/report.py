@@ -53,6 +53,21 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
                           kind="stable").reset_index(drop=True)
 
 
+def pool_pretraining_seeds(metrics: pd.DataFrame, methods: Mapping[str, Mapping],
+                           arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Rows of the instances of a method with ``pretrain_seeds`` (config entries with ``family`` and
+    ``pretrain_seed``, made by the workflow) renamed to their method, with a ``pretrain_seed``
+    column (empty for methods pretrained once), so every summary over seeds pools pretraining and
+    label-draw seeds: its std and CI include the pretraining variance."""
+    out = metrics.copy()
+    family = {name: entry.get("family", name) for name, entry in methods.items()}
+    seed = {name: entry.get("pretrain_seed") for name, entry in methods.items()}
+    out.insert(out.columns.get_loc("seed"), "pretrain_seed", out["method"].map(seed).astype("Int64"))
+    out["method"] = out["method"].map(lambda m: family.get(m, m))
+    out["arm"] = [arm_label(m, c, arm_labels) for m, c in zip(out["method"], out["classifier"])]
+    return out
+
+
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
     if method == SUPERVISED:
         return DL_ARM
@@ -130,11 +145,15 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
     dataset x variant x budget, and pooled over budgets ("pooled": pairs = budget x seed).
 
     Two-sided Wilcoxon signed-rank test of the balanced-accuracy differences (exact for small n; with
-    5 seeds the smallest possible p is 0.0625, so per-budget tests cannot reach 0.05 -- read the
-    pooled row, and the win count)."""
+    5 seeds the smallest possible p is 0.0625) and a paired t-test, per budget Holm-adjusted over
+    the dataset's budgets (`add_holm`); the pooled row treats nested budget x seed pairs as
+    independent and is descriptive only. With several pretrainings the SSL value of a label draw is
+    the mean over them."""
     ssl = df[(df["method"] == method) & (df["classifier"] == classifier)]
     dl = df[df["method"] == SUPERVISED]
     keys = ["dataset", "variant", "budget", "seed"]
+    # several pretrainings (pretrain_seed): their mean per label draw is the paired unit
+    ssl = ssl.groupby([*keys, "arm", "budget_per_class"], as_index=False, sort=False)["balanced_accuracy"].mean()
     pairs = ssl.merge(dl, on=keys, suffixes=("_ssl", "_dl"))
     rows = []
     if pairs.empty:
