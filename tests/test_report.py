@@ -156,7 +156,7 @@ def test_fig3_rows_are_ours_literature_and_dl(tmp_path):
 
 
 def test_holm_adjustment():
-    from medssl.report import holm
+    from medssl.statistics import holm
 
     # p sorted 0.01, 0.02, 0.04 with m = 3: 0.03, max(0.03, 0.04), max(0.04, 0.04); NaN left out
     np.testing.assert_allclose(holm([0.04, 0.01, np.nan, 0.02]), [0.04, 0.03, np.nan, 0.04])
@@ -164,7 +164,7 @@ def test_holm_adjustment():
 
 
 def test_paired_comparison_has_per_budget_t_tests_holm_adjusted_over_budgets(arm_files):
-    from medssl.report import holm
+    from medssl.statistics import holm
 
     paired = paired_comparison(collect_metrics(arm_files, {"svm": "SVM"}), "dino", "svm").set_index("budget")
     per_budget = paired.drop("pooled")
@@ -176,7 +176,7 @@ def test_paired_comparison_has_per_budget_t_tests_holm_adjusted_over_budgets(arm
 def test_per_class_bootstrap_over_test_images():
     import pandas as pd
 
-    from medssl.report import per_class_bootstrap
+    from medssl.statistics import per_class_bootstrap
 
     images = [f"i{k}" for k in range(40)]
     labels = ["a"] * 20 + ["b"] * 20
