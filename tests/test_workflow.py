@@ -131,6 +131,8 @@ def _bad_config(tmp_path, mutate):
     (lambda c: c["evaluation"].update(budgetz=[1]), "budgetz"),
     (lambda c: c["datasets"]["tiny"]["source"].update(kind="ftp"), "kind"),
     (lambda c: c["figures"]["confusion"].update(classifier="forest"), "figures.confusion.classifier"),
+    (lambda c: c["baselines"]["linear_layer"].update(methods=["byol"]), "baselines.linear_layer.methods"),
+    (lambda c: c["methods"]["random_init"].update(pretrain_seeds=[0, 0]), "pretrain_seeds"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)
