@@ -101,3 +101,17 @@ def test_one_image_per_class_proba_argmax_collapses_where_predict_does_not():
     result = {name: rec["balanced_accuracy"] for name, _, rec, _ in
               run_budget(make(20), make(10), "1", [0], classifiers, ["power_transform", "pca"])}
     assert result["svm"] < 0.2 and result["svm_predict"] > 0.9
+
+
+def test_paper_ssl_plus_ll_is_the_papers():
+    """REFERENCE 1.10: the SuperGym with only the final norm and a linear head training (lr 1e-4, wd 0.05,
+    multi-crop views); the embedding-based LinearProbe stays as the fast alternative."""
+    paper = load("paper.yaml")
+    ll = paper["baselines"]["linear_layer"]
+    dl = paper["baselines"]["supervised"]
+    assert ll["enabled"] and ll["methods"] == ["dino"] and ll["augment"] == "multicrop"
+    for key in ["lr", "weight_decay", "batch_size", "val_fraction", "precision", "warmup_iterations", "lr_plateau",
+                "clip_mode", "clip_value"]:
+        assert ll[key] == dl[key], key
+    assert paper["evaluation"]["classifiers"]["linear"]["estimator"] == "medssl.classify.LinearProbe"
+    assert paper["evaluation"]["embedding_precision"] == "fp16"
