@@ -91,6 +91,7 @@ rule plot_balanced_accuracy:
 rule plot_confusion_matrix:
     input:
         unpack(confusion_fits),
+        unpack(confusion_predictions),
     output:
         png=report(
             "results/figures/{dataset}/confusion_matrix.png",

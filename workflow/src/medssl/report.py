@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medssl.statistics import add_holm, paired_t
+
 METRICS = ["balanced_accuracy", "accuracy", "macro_f1", "roc_auc"]
 KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]
 # results/tables/metrics.csv, one row per fit:
@@ -56,6 +58,21 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
     df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return df.sort_values(["dataset", "min_class_size", "method", "classifier", "budget_per_class", "seed"],
                           kind="stable").reset_index(drop=True)
+
+
+def pool_pretraining_seeds(metrics: pd.DataFrame, methods: Mapping[str, Mapping],
+                           arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Rows of the instances of a method with ``pretrain_seeds`` (config entries with ``family`` and
+    ``pretrain_seed``, made by the workflow) renamed to their method, with a ``pretrain_seed``
+    column (empty for methods pretrained once), so every summary over seeds pools pretraining and
+    label-draw seeds: its std and CI include the pretraining variance."""
+    out = metrics.copy()
+    family = {name: entry.get("family", name) for name, entry in methods.items()}
+    seed = {name: entry.get("pretrain_seed") for name, entry in methods.items()}
+    out.insert(out.columns.get_loc("seed"), "pretrain_seed", out["method"].map(seed).astype("Int64"))
+    out["method"] = out["method"].map(lambda m: family.get(m, m))
+    out["arm"] = [arm_label(m, c, arm_labels) for m, c in zip(out["method"], out["classifier"])]
+    return out
 
 
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
@@ -137,11 +154,15 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
     dataset x variant x budget, and pooled over budgets ("pooled": pairs = budget x seed).
 
     Two-sided Wilcoxon signed-rank test of the balanced-accuracy differences (exact for small n; with
-    5 seeds the smallest possible p is 0.0625, so per-budget tests cannot reach 0.05 -- read the
-    pooled row, and the win count)."""
+    5 seeds the smallest possible p is 0.0625) and a paired t-test, per budget Holm-adjusted over
+    the dataset's budgets (`add_holm`); the pooled row treats nested budget x seed pairs as
+    independent and is descriptive only. With several pretrainings the SSL value of a label draw is
+    the mean over them."""
     ssl = df[(df["method"] == method) & (df["classifier"] == classifier)]
     dl = df[df["method"] == SUPERVISED]
     keys = ["dataset", "variant", "budget", "seed"]
+    # several pretrainings (pretrain_seed): their mean per label draw is the paired unit
+    ssl = ssl.groupby([*keys, "arm", "budget_per_class"], as_index=False, sort=False)["balanced_accuracy"].mean()
     pairs = ssl.merge(dl, on=keys, suffixes=("_ssl", "_dl"))
     rows = []
     if pairs.empty:
@@ -157,12 +178,13 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
                 "n_pairs": len(g), "ssl_mean": g["balanced_accuracy_ssl"].mean(),
                 "dl_mean": g["balanced_accuracy_dl"].mean(), "mean_difference": g["diff"].mean(),
                 "ssl_wins": int((g["diff"] > 0).sum()), "wilcoxon_statistic": statistic, "p_value": p,
+                "t_test_p": paired_t(g["diff"].to_numpy()),
             })
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    return add_holm(pd.DataFrame(rows, columns=PAIRED_COLUMNS[:-2]), PAIRED_COLUMNS)
 
 
 PAIRED_COLUMNS = ["dataset", "variant", "budget", "ssl_arm", "n_pairs", "ssl_mean", "dl_mean", "mean_difference",
-                  "ssl_wins", "wilcoxon_statistic", "p_value"]
+                  "ssl_wins", "wilcoxon_statistic", "p_value", "t_test_p", "p_value_holm", "t_test_p_holm"]
 
 
 def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
@@ -332,13 +354,14 @@ def per_class_accuracy(records: Sequence[dict], classes: Sequence[str]) -> np.nd
 def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
                           baseline: Sequence[dict] | None = None,
                           literature_per_class: Mapping[str, float] | None = None,
-                          ours_label: str = "ours"):
+                          ours_label: str = "ours",
+                          intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None):
     """The paper's Fig. 3: mean +- std (over seeds) of the row-normalised confusion matrix, classes
-    ordered by frequency in the labeled pool, a class-frequency bar panel (log scale) on the right,
-    and below, rows of per-class accuracy: ours, the literature's (when given), the DL baseline's at
-    the same budget (when given)."""
+    ordered by frequency in the labeled pool, a class-frequency bar panel (linear, labelled) on the
+    right, and below, rows of per-class accuracy: ours, the literature's (when given), the DL
+    baseline's at the same budget (when given); ``intervals`` {row label: {class: (low, high)}}
+    (e.g. `per_class_bootstrap`) are printed under the row's values."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     classes = records[0]["classes"]
     counts = np.asarray(records[0]["pool_class_counts"])
@@ -372,18 +395,22 @@ def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
     ax.set_ylabel("true")
     ax.set_title(title or "", fontsize=9)
     bar.barh(range(n), counts[order], color="grey")
-    bar.set_xscale("log")
-    bar.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    bar.xaxis.set_minor_formatter(NullFormatter())
+    bar.set_xlim(0, max(1, counts.max()) * 1.05)  # linear: near-balanced classes look balanced
+    bar.tick_params(axis="x", labelsize=6, rotation=90)
     bar.set_ylim(n - 0.5, -0.5)
     bar.tick_params(axis="y", labelleft=False)
     bar.set_xlabel("labeled images", fontsize=7)
     strip = np.vstack([r for _, r in rows])
     acc.imshow(np.nan_to_num(strip, nan=0.0), cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(rows)):
+    intervals = intervals or {}
+    for i, (label, _) in enumerate(rows):
         for j in range(n):
             value = strip[i, j]
-            acc.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
+            text = "–" if np.isnan(value) else f"{value:.2f}"
+            low, high = intervals.get(label, {}).get(names[j], (np.nan, np.nan))
+            if not np.isnan(value) and not np.isnan(low):
+                text += f"\n[{low:.2f}, {high:.2f}]"
+            acc.text(j, i, text, ha="center", va="center", fontsize=5 if "\n" in text else 6,
                      color="white" if value > 0.6 else "black")
     acc.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
     acc.set_xticks(range(n), names, rotation=90, fontsize=7)
