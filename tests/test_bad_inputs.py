@@ -69,7 +69,7 @@ def test_overlap_of_shipped_splits_is_refused_naming_the_images(tmp_path):
     with pytest.raises(DatasetError) as err:
         checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
     message = str(err.value)
-    assert "3 image(s) are in both" in message and "'b/0.png'" in message and "test.csv" in message
+    assert "3 of the 6 test images are also in" in message and "'b/0.png'" in message and "test.csv" in message
 
 
 def test_image_of_a_shipped_split_outside_the_manifest_is_verified(tmp_path):
@@ -184,9 +184,9 @@ def test_config_naming_something_that_does_not_exist_fails_at_plan_time(mutate, 
 
 
 @pytest.mark.parametrize("section, typo, needle", [
-    ("params", {"warmup_epoch": 1}, "methods.dino.params: unknown DINO config key(s): warmup_epoch"),
-    ("params", {"epochs": 1, "warmup_epochs": 5}, "methods.dino.params: DinoConfig.warmup_epochs=5"),
-    ("augmentation", {"n_locals": 1}, "methods.dino.augmentation: unknown MultiCropConfig key(s): n_locals"),
+    ("params", {"warmup_epoch": 1}, "methods.dino.params (dino): unknown DINO config key(s): warmup_epoch"),
+    ("params", {"epochs": 1, "warmup_epochs": 5}, "methods.dino.params (dino): DinoConfig.warmup_epochs=5"),
+    ("augmentation", {"n_locals": 1}, "methods.dino.augmentation (dino): unknown MultiCropConfig key(s): n_locals"),
 ])
 def test_dino_and_augmentation_key_typos_fail_at_plan_time(section, typo, needle):
     config = tiny_config()
@@ -300,8 +300,8 @@ def test_bad_shipped_splits_fail_in_the_first_job_before_pretraining(tmp_path):
     proc = run(workdir, backbone)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Error in rule check_splits" in out
-    assert "3 image(s) are in both" in (workdir / "results/logs/check_splits/ds.log").read_text()
-    assert out.count("Error in rule") == 1 and not (workdir / "results/logs/pretrain_dino").exists()
+    assert "3 of the 6 test images are also in" in (workdir / "results/logs/check_splits/ds.log").read_text()
+    assert out.count("Error in rule") == 1 and not (workdir / "results/logs/pretrain_ssl").exists()
 
     # disjoint splits, but a truncated image: the indexing job names it; nothing trains
     pd.DataFrame(rows[:6], columns=["image", "label"]).to_csv(workdir / "splits" / "ds" / "labeled_train.csv")
@@ -310,7 +310,7 @@ def test_bad_shipped_splits_fail_in_the_first_job_before_pretraining(tmp_path):
     proc = run(workdir, backbone)
     assert proc.returncode != 0 and "Error in rule index_dataset" in proc.stdout + proc.stderr
     assert "b/5.png (cannot decode" in (workdir / "results/logs/index_dataset/ds.log").read_text()
-    assert not (workdir / "results/logs/pretrain_dino").exists()
+    assert not (workdir / "results/logs/pretrain_ssl").exists()
 
 
 @pytest.mark.slow
@@ -395,7 +395,7 @@ def trainer_once_checkpointed(workdir: Path, snakemake: subprocess.Popen) -> int
         assert time.monotonic() < deadline
         time.sleep(0.05)
     trainers = [p for p in psutil.Process(snakemake.pid).children(recursive=True)
-                if p.name().startswith("python") and any("pretrain_dino" in a for a in p.cmdline())]
+                if p.name().startswith("python") and any("pretrain_ssl" in a for a in p.cmdline())]
     assert len(trainers) == 1, trainers
     return trainers[0].pid
 
@@ -404,7 +404,7 @@ def finished_log(workdir: Path) -> str:
     assert (workdir / BACKBONE).exists()
     rows = pd.read_csv(workdir / "results/ssl/tiny/dino/train_log.csv")
     assert list(rows["epoch"]) == list(range(KILL_EPOCHS))
-    return (workdir / "results/logs/pretrain_dino/tiny/dino.log").read_text()
+    return (workdir / "results/logs/pretrain_ssl/tiny/dino.log").read_text()
 
 
 @pytest.mark.slow
@@ -423,7 +423,7 @@ def test_sigkill_of_the_trainer_or_of_snakemake_mid_pretraining_loses_nothing(tm
 
     # 2. SIGKILL of Snakemake itself (same data, a fresh training): the trainer dies with it
     (workdir / CHECKPOINT).unlink()
-    snakemake = start(workdir, "--forcerun", "pretrain_dino")
+    snakemake = start(workdir, "--forcerun", "pretrain_ssl")
     trainer = trainer_once_checkpointed(workdir, snakemake)
     os.kill(snakemake.pid, signal.SIGKILL)
     snakemake.communicate()

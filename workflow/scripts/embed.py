@@ -18,7 +18,8 @@ check_disjoint({snakemake.input[split]: frame["image"] for split, frame in frame
 for split, frame in frames.items():
     emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], ds["image_size"],
                       ds.get("channels", 3), snakemake.params.normalize, device=device,
-                      num_workers=min(default_num_workers(), snakemake.threads))
+                      num_workers=min(default_num_workers(), snakemake.threads),
+                      precision=snakemake.params.precision)
     check_finite(emb.features, emb.images, f"{split} embeddings of {snakemake.input.backbone}")
     emb.save(snakemake.output[split])
     log.info("%s: %s features", split, emb.features.shape)

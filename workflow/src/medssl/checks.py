@@ -57,9 +57,10 @@ def check_disjoint(splits: Mapping[str, Iterable[str]], source: str = "splits") 
         shared = sorted(test & set(map(str, images)))
         if shared:
             raise _dataset_error(
-                f"{source}: {len(shared)} image(s) are in both {test_keys[0]} and {name}; a test image "
-                f"must never be trained on: {_first(shared)}. Remove them from one of the files (or "
-                "delete the split files to have disjoint ones made from the split seed)")
+                f"{source}: {len(shared)} of the {len(test)} test images are also in {name} (test split: "
+                f"{test_keys[0]}; a train/test leak; a test image must never be trained on): {_first(shared)}. "
+                "Use disjoint split files (for Endo the repaired splits/endo/, not sparsam's published files), or delete the split "
+                "files to have disjoint ones made from the split seed")
 
 
 def outside_root(image: str) -> bool:
@@ -170,6 +171,8 @@ def source_files(source: Mapping) -> list[str]:
     """The files a dataset source is read from: the manifest, or every file under a folder."""
     if source["kind"] == "manifest":
         return [source["manifest"]]
+    if source["kind"] == "npz":
+        return [source["path"]]
     if source["kind"] != "folder":
         return []
     files = []
@@ -215,21 +218,20 @@ def timm_model_errors(key: str, name: str) -> list[str]:
     return [f"{key}: {name!r} is not a timm model" + (f" (similar: {close})" if close else "")]
 
 
-def method_errors(name: str, method: Mapping) -> list[str]:
-    """Unknown or invalid keys of a trained method's ``params`` and ``augmentation``, by building the
-    configs the trainer builds (their ``from_dict`` refuses unknown keys and bad values)."""
-    if method["kind"] != "dino":
-        return []
-    from medssl.augment import MultiCropConfig
-    from medssl.ssl import DinoConfig
+def method_errors(name: str, method: Mapping, image_size: int | None = None) -> list[str]:
+    """Unknown or invalid ``params``, ``augmentation`` and ``collapse`` keys of a trained method, by
+    building the configs the trainer builds (medssl.ssl.launch.parse_spec)."""
+    from medssl.ssl import METHODS, get_method
+    from medssl.ssl.launch import parse_spec  # imports torch: only on a cache miss
 
-    errors = []
-    for key, cls in [("params", DinoConfig), ("augmentation", MultiCropConfig)]:
-        try:
-            cls.from_dict(dict(method.get(key) or {}))
-        except (ValueError, TypeError) as err:
-            errors.append(f"methods.{name}.{key}: {err}")
-    return errors
+    get_method("dino")  # fills the registry
+    if method["kind"] not in METHODS:
+        return []  # random_init, published: nothing is trained
+    try:
+        parse_spec({**method, "image_size": image_size})
+    except (ValueError, TypeError) as err:
+        return [str(err).replace("methods.<name>", f"methods.{name}")]
+    return []
 
 
 def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]:

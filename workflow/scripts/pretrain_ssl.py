@@ -1,4 +1,5 @@
-"""DINO pretraining on the SSL pool (unlabeled_train + labeled_train, never test).
+"""SSL pretraining of any trainable method kind (dino, simclr, dclw, simsiam, vicreg) on the SSL
+pool (unlabeled_train + labeled_train, never test); the method comes from the config entry.
 
 With the `gpu` resource > 1 the job starts one training process per GPU (torchrun on one node;
 with `nodes` > 1 the job's `mpi` launcher, e.g. srun, on every node); otherwise it trains here.
@@ -22,12 +23,14 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
               if name in ("labeled_train", "unlabeled_train", "test")}
     check_disjoint({path: read_split(path, labeled=False)["image"] for path in splits.values()}, "SSL pool")
     spec = {
+        "kind": method["kind"],
+        "params": dict(method.get("params") or {}),
+        "augmentation": dict(method.get("augmentation") or {}),
+        "collapse": dict(method.get("collapse") or {}),
         "splits": {name: path for name, path in splits.items() if name != "test"},
         "image_root": str(snakemake.params.image_root),
         "image_size": ds["image_size"],
         "channels": ds.get("channels", 3),
-        "dino": dict(method.get("params") or {}),
-        "augmentation": dict(method.get("augmentation") or {}),
         "backbone": dict(snakemake.params.backbone),
         "work_dir": str(snakemake.params.work_dir),
         "output": str(snakemake.output.backbone),
