@@ -225,6 +225,16 @@ def test_a_deterministic_error_is_not_retried_but_a_crash_is(tmp_path):
         ran.append(True)
     assert ran == [True]
 
+    class Collapsed(RuntimeError):
+        pass
+
+    with pytest.raises(Collapsed):  # a type the job declares deterministic
+        with fail_once(log, attempt=1, also=(Collapsed,)):
+            raise Collapsed("collapsed")
+    with pytest.raises(NotRetried, match="Collapsed: collapsed"):
+        with fail_once(log, attempt=3, also=(Collapsed,)):
+            pass
+
 
 def alive(pid: int) -> bool:
     try:
@@ -355,7 +365,7 @@ def test_data_error_in_the_dl_baseline_is_not_retried(tmp_path):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     proc = run(workdir, "results/fits/ds/classes_min100/supervised/budget_1/finetune/seed_0.json")
     assert proc.returncode != 0
-    log = (workdir / "results/logs/train_supervised/ds/classes_min100/budget_1/seed_0.log").read_text()
+    log = (workdir / "results/logs/train_supervised/ds/classes_min100/supervised/budget_1/seed_0.log").read_text()
     assert "not retried (attempt 2)" in log and "min_class_size=100" in log
 
 
