@@ -1,0 +1,51 @@
+"""DINOv2's anti-collapse tools in DINO: Sinkhorn-Knopp teacher centring and the KoLeo regulariser."""
+import math
+
+import pytest
+import torch
+
+from medssl.ssl import DinoConfig, DINOLoss, koleo_loss, sinkhorn_knopp
+
+
+def test_sinkhorn_knopp_balances_prototypes_and_keeps_rows_distributions():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 16, generator=g) * 5
+    scores[:, 0] += 20  # every sample prefers prototype 0: softmax would collapse onto it
+    q = sinkhorn_knopp(scores, iterations=50)
+    assert torch.allclose(q.sum(dim=1), torch.ones(64), atol=1e-4)
+    assert torch.allclose(q.sum(dim=0), torch.full((16,), 64 / 16), rtol=1e-3)
+    assert torch.softmax(scores, dim=1)[:, 0].mean() > 0.9
+    # shifting all scores changes nothing (the max shift is only for numerical stability)
+    torch.testing.assert_close(sinkhorn_knopp(scores + 1000.0, 3), sinkhorn_knopp(scores, 3), rtol=1e-3, atol=1e-5)
+
+
+def test_sinkhorn_loss_keeps_teacher_entropy_away_from_both_collapses():
+    g = torch.Generator().manual_seed(1)
+    n, k = 32, 64
+    teacher = torch.randn(2 * n, k, generator=g)
+    teacher[:, 3] += 10  # a teacher whose softmax is one-hot on prototype 3 for every image
+    student = torch.randn(4 * n, k, generator=g)
+    ema = DINOLoss(k, 4, centering="ema")
+    sk = DINOLoss(k, 4, centering="sinkhorn")
+    ema(student, teacher, 0.04)
+    sk(student, teacher, 0.04)
+    assert ema.last_stats["teacher_entropy"] < 0.05  # collapsed onto one prototype
+    assert 0.05 < sk.last_stats["teacher_entropy"] < math.log(k) - 0.5
+    assert torch.count_nonzero(sk.center) == 0  # no EMA centre with Sinkhorn-Knopp
+
+
+def test_koleo_is_lower_for_spread_features_and_has_gradients():
+    g = torch.Generator().manual_seed(2)
+    spread = torch.randn(32, 8, generator=g)
+    clumped = torch.randn(1, 8, generator=g) + 0.01 * torch.randn(32, 8, generator=g)
+    assert koleo_loss(spread) < koleo_loss(clumped)
+    x = spread.clone().requires_grad_(True)
+    koleo_loss(x).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_config_rejects_unknown_centering_and_negative_koleo():
+    with pytest.raises(ValueError, match="centering"):
+        DinoConfig(centering="mean")
+    with pytest.raises(ValueError, match="koleo_weight"):
+        DinoConfig(koleo_weight=-1)
