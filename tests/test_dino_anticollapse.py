@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from medssl.ssl import DinoConfig, DINOLoss, koleo_loss, sinkhorn_knopp
+from medssl.ssl import DINO, DinoConfig, DINOLoss
+from medssl.ssl.dino import koleo_loss, sinkhorn_knopp
 
 
 def test_sinkhorn_knopp_balances_prototypes_and_keeps_rows_distributions():
@@ -49,3 +50,24 @@ def test_config_rejects_unknown_centering_and_negative_koleo():
         DinoConfig(centering="mean")
     with pytest.raises(ValueError, match="koleo_weight"):
         DinoConfig(koleo_weight=-1)
+
+
+def test_dino_loss_adds_koleo_on_the_global_views_and_backpropagates():
+    spec = {"name": "vit_tiny_patch16_224", "pretrained": False,
+            "kwargs": {"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 24, "num_heads": 2,
+                       "dynamic_img_size": True}}
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(8, 3, 16, 16, generator=g) for _ in range(2)] + [torch.randn(8, 3, 8, 8, generator=g)]
+    losses = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        cfg = DinoConfig(out_dim=32, hidden_dim=16, bottleneck_dim=8, centering="sinkhorn", koleo_weight=weight,
+                         epochs=1, warmup_epochs=0)
+        method = DINO.build(cfg, spec, n_views=3)
+        sched = type("S", (), {"teacher_temp": [0.04]})()
+        loss, stats = method.loss(method.model, views, 0, sched)
+        loss.backward()
+        losses[weight] = loss.item()
+        assert math.isfinite(loss.item()) and 0 < stats["teacher_entropy"] <= math.log(32)
+        assert method.model.backbone.cls_token.grad is not None
+    assert losses[0.5] != losses[0.0]  # KoLeo enters the loss

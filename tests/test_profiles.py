@@ -25,7 +25,7 @@ ALLOWED_TOP = {
 }
 # Resources (in default-resources / set-resources) that depend on the cluster, not on the workflow.
 ALLOWED_RESOURCES = {"slurm_partition", "slurm_account", "runtime", "mem_mb", "cpus_per_task"}  # node sizes
-GPU_RULES = ["pretrain_dino", "train_supervised"]
+GPU_RULES = ["pretrain_ssl", "train_supervised"]
 FORBIDDEN_IN_SLURM_EXTRA = re.compile(r"--(gres|gpus|mem|partition|time|account|cpus)")
 
 
