@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mirror", type=Path, default=MIRROR)
     p.add_argument("--names", nargs="+", default=sorted(LOADERS), choices=sorted(LOADERS))
     p.add_argument("--size", type=int, default=32)
-    p.add_argument("--max-images", type=int, default=3000)
+    p.add_argument("--max-images", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for name in args.names:

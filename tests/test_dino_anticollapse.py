@@ -71,3 +71,20 @@ def test_dino_loss_adds_koleo_on_the_global_views_and_backpropagates():
         assert math.isfinite(loss.item()) and 0 < stats["teacher_entropy"] <= math.log(32)
         assert method.model.backbone.cls_token.grad is not None
     assert losses[0.5] != losses[0.0]  # KoLeo enters the loss
+
+
+def test_small_data_preset_overlays_the_demo_dino():
+    from pathlib import Path
+
+    import yaml
+
+    from medssl.augment import MultiCropConfig
+
+    config = Path(__file__).resolve().parents[1] / "config"
+    demo = yaml.safe_load((config / "config.yaml").read_text())["methods"]["dino"]
+    preset = yaml.safe_load((config / "presets/small_data_dino.yaml").read_text())["methods"]["dino"]
+    params = {**demo["params"], **preset["params"]}
+    cfg = DinoConfig.from_dict(params)
+    assert (cfg.centering, cfg.koleo_weight, cfg.out_dim) == ("sinkhorn", 0.1, 256)
+    aug = MultiCropConfig.from_dict({**demo["augmentation"], **preset["augmentation"]})
+    assert aug.rotation_degrees == 0 and aug.vflip_p == 0

@@ -70,7 +70,7 @@ def test_default_classifiers_are_the_configured_ones():
 
 
 def test_dl_baseline_that_did_not_train_is_no_benchmark():
-    assert "3 epochs" in health.dl_baseline_untrained({"epochs": 3}, 0.9, 4)
+    assert "3 epoch(s)" in health.dl_baseline_untrained({"epochs": 3}, 0.9, 4)
     assert "chance" in health.dl_baseline_untrained({"epochs": 50}, 0.27, 4)
     assert health.dl_baseline_untrained({"epochs": 50}, 0.6, 4) is None
     assert health.dl_baseline_untrained({"epochs": 5, "benchmark_min_epochs": 5}, 0.6, 4) is None

@@ -117,7 +117,7 @@ def test_a_dl_baseline_that_did_not_train_is_marked_not_reached(arm_files):
     summary = summarize(collect_metrics(arm_files, {"svm": "SVM"}))
     eff = label_efficiency(summary, DATASETS, {"epochs": 3}).set_index(["arm", "benchmark"])
     row = eff.loc[("dino + SVM", "dl_benchmark_this_run")]
-    assert pd.isna(row["budget_reached"]) and "trained only 3 epochs" in row["note"]
+    assert pd.isna(row["budget_reached"]) and "trained only 3 epoch(s)" in row["note"]
     assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # other benchmarks unaffected
     fig = plot_label_efficiency(summary, DATASETS, "dino", {"toy": "classes_all"}, None, {"epochs": 3},
                                 {"toy": {"dino": "no better than untrained"}})

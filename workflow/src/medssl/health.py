@@ -138,7 +138,7 @@ def dl_baseline_untrained(supervised_cfg: Mapping | None, mean_balanced_accuracy
     cfg = {**DL_DEFAULTS, **(supervised_cfg or {})}
     epochs = cfg.get("epochs")
     if epochs is not None and int(epochs) < int(cfg["benchmark_min_epochs"]):
-        return (f"trained only {int(epochs)} epochs (< baselines.supervised.benchmark_min_epochs = "
+        return (f"trained only {int(epochs)} epoch(s) (< baselines.supervised.benchmark_min_epochs = "
                 f"{int(cfg['benchmark_min_epochs'])})")
     chance = 1.0 / max(int(n_classes), 1)
     if not mean_balanced_accuracy > chance + float(cfg["benchmark_min_above_chance"]):
