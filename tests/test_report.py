@@ -105,10 +105,26 @@ def test_label_efficiency_finds_the_first_budget_reaching_each_benchmark(arm_fil
     eff = label_efficiency(summary, DATASETS).set_index(["arm", "benchmark"])
     assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # 0.62 >= 0.6
     assert eff.loc[("DL baseline", "literature"), "budget_reached"] == "all"  # 0.52 at 10, 0.67 at all
-    # no DL benchmark in the config: this run's DL baseline on all labels (0.67)
-    assert eff.loc[("dino + SVM", "dl_benchmark"), "benchmark_value"] == pytest.approx(0.67)
-    assert eff.loc[("dino + SVM", "dl_benchmark"), "budget_reached"] == "all"
-    assert eff.loc[("dino + knn", "dl_benchmark"), "budget_reached"] == "all"
+    # no DL benchmark in the config: this run's DL baseline on all labels (0.67), listed once
+    assert eff.loc[("dino + SVM", "dl_benchmark_this_run"), "benchmark_value"] == pytest.approx(0.67)
+    assert eff.loc[("dino + SVM", "dl_benchmark_this_run"), "budget_reached"] == "all"
+    assert eff.loc[("dino + knn", "dl_benchmark_this_run"), "budget_reached"] == "all"
+    assert "dl_benchmark" not in eff.index.get_level_values("benchmark")
+    assert not eff.index.duplicated().any()
+
+
+def test_a_dl_baseline_that_did_not_train_is_marked_not_reached(arm_files):
+    summary = summarize(collect_metrics(arm_files, {"svm": "SVM"}))
+    eff = label_efficiency(summary, DATASETS, {"epochs": 3}).set_index(["arm", "benchmark"])
+    row = eff.loc[("dino + SVM", "dl_benchmark_this_run")]
+    assert pd.isna(row["budget_reached"]) and "trained only 3 epoch(s)" in row["note"]
+    assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # other benchmarks unaffected
+    fig = plot_label_efficiency(summary, DATASETS, "dino", {"toy": "classes_all"}, None, {"epochs": 3},
+                                {"toy": {"dino": "no better than untrained"}})
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "DL benchmark" not in labels and "DL baseline (did not train: no benchmark)" in labels
+    assert any("dino: no better than untrained" in t.get_text() for t in ax.texts)
 
 
 def test_paired_comparison_pairs_seeds_and_reports_wilcoxon(arm_files):

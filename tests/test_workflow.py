@@ -71,8 +71,24 @@ def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
                for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
     rules = {"generate_dataset", "make_splits", "pretrain_ssl", "init_random_backbone", "embed",
              "fit_classifiers", "train_supervised", "train_linear_layer", "aggregate_metrics", "plot_balanced_accuracy",
-             "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
+             "plot_confusion_matrix", "plot_label_efficiency", "write_config", "ssl_health"}
     assert rules <= logs and rules <= benches
+
+
+@pytest.mark.slow
+def test_ssl_health_table_and_an_untrained_dl_baseline_is_no_benchmark(tiny_run):
+    config = yaml.safe_load(TINY.read_text())
+    health = pd.read_csv(tiny_run / "results/tables/ssl_health.csv")
+    assert set(health["method"]) == set(config["methods"]) and set(health["dataset"]) == set(config["datasets"])
+    assert set(health["verdict"]) <= {"learned", "no better than untrained", "collapsed", "untrained reference"}
+    assert (health.loc[health.method == "random_init", "verdict"] == "untrained reference").all()
+    trained = health[health.method != "random_init"]
+    assert trained["effective_rank"].notna().all() and trained["svm_gap"].notna().all()
+    eff = pd.read_csv(tiny_run / "results/tables/label_efficiency.csv")
+    dl = eff[eff["benchmark"] == "dl_benchmark_this_run"]  # the tiny DL baseline trains 1 epoch
+    assert len(dl) and dl["budget_reached"].isna().all()
+    assert dl["note"].str.contains("trained only 1 epoch(s)", regex=False).all()
+    assert not eff.duplicated(["dataset", "variant", "arm", "benchmark"]).any()
 
 
 @pytest.mark.slow

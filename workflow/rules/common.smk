@@ -337,7 +337,7 @@ def confusion_predictions(wildcards):
             for arm, paths in confusion_fits(wildcards).items()}
 
 
-TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison"]
+TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison", "ssl_health"]
 
 
 def get_final_outputs():
@@ -358,3 +358,11 @@ def get_final_outputs():
         outputs += expand("results/figures/method_comparison.{ext}", ext=["png", "pdf"])
     outputs.append("results/config.yaml")
     return outputs
+
+
+def ssl_health_inputs(wildcards=None):
+    """The health table reads the summary and every trained method's health.json."""
+    return {
+        "summary": "results/tables/summary.csv",
+        "health": expand("results/ssl/{dataset}/{method}/health.json", dataset=DATASETS, method=_trainable(METHODS)),
+    }

@@ -17,7 +17,7 @@ paired = paired_comparison(metrics, method, compared)
 tables = {
     "metrics": metrics,
     "summary": add_paired_to_summary(summary, paired, method, compared),
-    "label_efficiency": label_efficiency(summary, config["datasets"]),
+    "label_efficiency": label_efficiency(summary, config["datasets"], config.get("baselines", {}).get("supervised")),
     "paired_comparison": paired,
 }
 for name, frame in tables.items():
