@@ -19,6 +19,7 @@ rule embed:
         normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
         image_root=lambda wc: image_root(wc.dataset),
     threads: 4
+    priority: 40  # on the critical path behind pretraining
     conda:
         "../../envs/torch.yaml"
     script:

@@ -22,6 +22,8 @@ rule pretrain_dino:
         image_root=lambda wc: image_root(wc.dataset),
         work_dir=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}",
     threads: 8
+    # The critical path of every run: start it before the many short jobs that do not need it.
+    priority: 50
     resources:
         gpu=1,
     retries: 2
