@@ -39,7 +39,21 @@ def test_paper_dino_hyperparameters():
     assert (cfg.weight_decay, cfg.weight_decay_end) == (0.04, 0.4)
     assert cfg.momentum_teacher < cfg.momentum_teacher_end == 1.0  # rises towards 1 (sparsam's was inverted)
     backbone = load("paper.yaml")["backbone"]
-    assert backbone["name"] == "xcit_small_12_p8_224" and backbone["kwargs"]["img_size"] == 256
+    assert backbone["name"] == "xcit_small_12_p8_224.fb_dist_in1k" and backbone["kwargs"]["img_size"] == 256
+
+
+def test_paper_backbone_resolves_to_the_distilled_weights():
+    """sparsam's `timm.models.xcit_small_12_p8_224_dist` is a deprecated alias of the distilled weights;
+    the bare `xcit_small_12_p8_224` resolves to the non-distilled ones (timm's default tag)."""
+    import timm
+    from timm.models import get_pretrained_cfg
+    from timm.models import get_deprecated_models
+
+    name = load("paper.yaml")["backbone"]["name"]
+    assert get_pretrained_cfg(name).hf_hub_id == "timm/xcit_small_12_p8_224.fb_dist_in1k"
+    assert get_deprecated_models("xcit")["xcit_small_12_p8_224_dist"] == name
+    assert get_pretrained_cfg("xcit_small_12_p8_224").hf_hub_id.endswith(".fb_in1k")
+    assert name in timm.list_models("xcit_small_12_p8_224*", pretrained=True)
 
 
 def test_reference_dino_hyperparameters():
@@ -47,3 +61,14 @@ def test_reference_dino_hyperparameters():
     assert (cfg.head_layers, cfg.clip_mode, cfg.clip_value) == (3, "norm", 3.0)
     assert (cfg.momentum_teacher, cfg.momentum_teacher_end, cfg.warmup_epochs, cfg.drop_path_rate) == (
         0.996, 1.0, 10, 0.1)
+
+
+def test_paper_dl_baseline_optimisation():
+    """REFERENCE 1.9: AdamW 1e-4 / 0.05, batch 256, fp16 + GradScaler, warm-up 250 iterations, plateau
+    decay 0.5 (patience and cooldown 500 iterations), AGC 0.16, the DINO multi-crop views."""
+    dl = load("paper.yaml")["baselines"]["supervised"]
+    assert (dl["lr"], dl["weight_decay"], dl["batch_size"], dl["precision"]) == (1e-4, 0.05, 256, "fp16")
+    assert dl["warmup_iterations"] == 250
+    assert dl["lr_plateau"] == {"decay_rate": 0.5, "patience_iterations": 500, "cooldown_iterations": 500}
+    assert (dl["clip_mode"], dl["clip_value"], dl["augment"], dl["val_fraction"]) == ("agc", 0.16, "multicrop", 0.3)
+    assert dl["multicrop"] == load("paper.yaml")["methods"]["dino"]["augmentation"]

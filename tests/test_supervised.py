@@ -93,9 +93,82 @@ def test_returns_the_best_epoch_weights_not_the_last():
     assert float(loss) == pytest.approx(history[best]["val_loss"], rel=1e-4)
 
 
+def test_smalldatassl_recipe_mlp_head_unweighted_step_lr(image_set):
+    record, _, _ = run(image_set, "all", epochs=4, patience=10, head="mlp", class_weighted=False, lr_step_size=1,
+                       lr_gamma=0.5, lr_step_after=1, augment="none")
+    assert [row["lr"] for row in record["history"]] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3])
+    assert 0.0 <= record["roc_auc"] <= 1.0 and record["roc_auc_scores"] == "softmax"
+    from medssl.supervised import build_model
+
+    model = build_model(BACKBONE, 3, "mlp")
+    assert isinstance(model[2], torch.nn.BatchNorm1d) and model[-1].out_features == 3
+    with pytest.raises(ValueError, match="head"):
+        build_model(BACKBONE, 3, "deep")
+
+
 def test_dihedral_augmentation_keeps_pixels():
     x = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
     y = augment_batch(x, "dihedral", torch.Generator().manual_seed(0))
     assert y.shape == x.shape and y.dtype == torch.uint8
     assert torch.equal(y.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
     assert torch.equal(augment_batch(x, "none", torch.Generator()), x)
+
+
+def test_lr_warmup_and_plateau_follow_timm_as_sparsam():
+    """sparsam: PlateauLRScheduler(warmup_t=250, decay 0.5, patience 500, cooldown 500) stepped after
+    every iteration i with step(i, smoothed loss); timm starts the warm-up at lr 0."""
+    from medssl.supervised import LrSchedule
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=1e-4)
+    schedule = LrSchedule(opt, 250, {"decay_rate": 0.5, "patience_iterations": 500, "cooldown_iterations": 500}, 10)
+    used = []
+    for _ in range(1000):
+        used.append(opt.param_groups[0]["lr"])  # the lr this iteration's update runs at
+        schedule.step(1.0)  # a flat loss: a plateau
+    expected = [0.0, 0.0] + [(i - 1) / 250 * 1e-4 for i in range(2, 252)]
+    assert used[:252] == pytest.approx(expected, abs=1e-12)
+    assert used[252] == pytest.approx(1e-4) and used[700] == pytest.approx(1e-4)
+    assert used[-1] == pytest.approx(5e-5)  # halved once the flat loss outlasted the patience
+
+
+def test_no_schedule_keys_means_a_constant_lr():
+    from medssl.supervised import LrSchedule, settings_with_defaults
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    assert LrSchedule.from_settings(opt, settings_with_defaults({}), 1) is None
+
+
+def test_adaptive_gradient_clipping_is_unit_wise():
+    """AGC 0.16 (sparsam's supervised clip): each output row's gradient is scaled to at most
+    0.16 * max(|w_row|, 1e-3); rows already below it are untouched."""
+    from medssl.supervised import clip_gradients
+
+    layer = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 0]]))
+        layer.bias.zero_()
+    layer.weight.grad = torch.tensor([[10.0, 0, 0, 0], [0, 0.1, 0, 0], [0, 0, 5.0, 0]])
+    layer.bias.grad = torch.full((3,), 1.0)
+    clip_gradients(layer.parameters(), "agc", 0.16)
+    norms = layer.weight.grad.norm(dim=1)
+    torch.testing.assert_close(norms, torch.tensor([0.16, 0.1, 0.16 * 1e-3]))
+    # the bias (1-D) is clipped by whole-tensor norms: |b| = 0 -> 0.16 * 1e-3
+    assert float(layer.bias.grad.norm()) == pytest.approx(0.16e-3, rel=1e-4)
+    with pytest.raises(ValueError, match="clip_mode"):
+        clip_gradients(layer.parameters(), "value", 1.0)
+
+
+def test_paper_settings_train_with_multicrop_views_and_log_the_cpu_precision(caplog):
+    torch.manual_seed(0)
+    images = torch.randint(0, 255, (12, 3, 16, 16), dtype=torch.uint8)
+    labels = np.repeat(np.arange(3), 4)
+    settings = {**SETTINGS, "epochs": 2, "precision": "fp16", "warmup_iterations": 3, "clip_mode": "agc",
+                "augment": "multicrop", "multicrop": {"global_size": 16, "local_size": 8, "n_local": 2,
+                                                      "rotation_degrees": 180, "vflip_p": 0.5}}
+    bb = {**BACKBONE, "kwargs": {**BACKBONE["kwargs"], "dynamic_img_size": True}}
+    with caplog.at_level("WARNING"):
+        _, info = train_model(images, labels, 3, bb, settings, 0, torch.device("cpu"))
+    assert info["precision"] == "fp32" and "fp16 autocast needs CUDA" in caplog.text
+    # one iteration per epoch: after step(0) the lr is still 0, after step(1) 1/3 of 3e-3
+    assert [row["lr"] for row in info["history"]] == pytest.approx([0.0, 1e-3])

@@ -4,14 +4,12 @@ REFERENCE.md 1.6 / 1.14), served over HTTP from a local thread (no internet need
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
+from local_server import Handler, serve
 from medssl import weights
 from medssl.ssl import DINOHead, build_backbone, load_backbone
 
@@ -32,45 +30,16 @@ def sparsam_checkpoint(spec: dict = XCIT) -> tuple[dict, dict]:
     return state, backbone.state_dict()
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single-range support (like Zenodo), recording the Range headers it saw."""
-
-    ranges: list = []
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        path = Path(self.translate_path(self.path))
-        header = self.headers.get("Range")
-        type(self).ranges.append(header)
-        if not header or not path.is_file():
-            return super().send_head()
-        start = int(header.removeprefix("bytes=").split("-")[0])
-        data = path.read_bytes()
-        if start >= len(data):
-            self.send_error(416)
-            return None
-        self.send_response(206)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        f = open(path, "rb")
-        f.seek(start)
-        return f
-
-
 @pytest.fixture
 def server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
-    RangeHandler.ranges = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(root) as base:
+        yield root, f"{base}/files"
+
+
+def ranges() -> list:
+    return [r for _, r in Handler.requests]
 
 
 def write_checkpoint(path: Path, state: dict) -> str:
@@ -92,9 +61,9 @@ def test_fetch_over_http_strips_prefix_and_loads_strictly(server, tmp_path):
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, model.num_features)
     assert dl.exists() and not dl.with_name(dl.name + ".part").exists()
     # a second run uses the verified download instead of fetching again
-    RangeHandler.ranges.clear()
+    Handler.requests.clear()
     weights.fetch_published_weights(f"{base}/pretrained_bm.pt", md5, dl, XCIT, out)
-    assert RangeHandler.ranges == []
+    assert ranges() == []
 
 
 def test_interrupted_download_is_resumed(server, tmp_path):
@@ -105,7 +74,7 @@ def test_interrupted_download_is_resumed(server, tmp_path):
     dl.with_name("w.pt.part").write_bytes(data[: len(data) // 3])  # a cut-off earlier attempt
     assert weights.download(f"{base}/w.pt", dl, md5) == dl
     assert dl.read_bytes() == data
-    assert RangeHandler.ranges == [f"bytes={len(data) // 3}-"]
+    assert ranges() == [f"bytes={len(data) // 3}-"]
 
 
 def test_wrong_md5_fails_names_both_sums_and_deletes_the_file(server, tmp_path):

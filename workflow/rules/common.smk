@@ -18,6 +18,9 @@ SPLITS = ["labeled_train", "unlabeled_train", "test"]
 SUPERVISED = config.get("baselines", {}).get("supervised", {"enabled": False})
 SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
 SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
+# baselines.supervised.imagenet adds a second baseline, the backbone ImageNet-initialised (method
+# "supervised_imagenet"); "supervised" keeps backbone.pretrained (random init in the SmallDataSSL config).
+SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("imagenet") else [])
 
 
 def variants(dataset):
@@ -66,8 +69,9 @@ def _check_config():
         raise ValueError(
             f"figures.confusion.budget: {confusion['budget']!r} is not one of evaluation.budgets: {BUDGETS}"
         )
-    if "supervised" in METHODS:
-        raise ValueError("methods.supervised: the name is taken by the supervised DL baseline; rename the method")
+    for name in ["supervised", "supervised_imagenet"]:
+        if name in METHODS:
+            raise ValueError(f"methods.{name}: the name is taken by a supervised DL baseline; rename the method")
     for name in _names(METHODS, "published"):
         missing = sorted(set(DATASETS) - set(METHODS[name]["urls"]))
         if missing:
@@ -84,6 +88,15 @@ def _check_config():
 
 
 _check_config()
+
+# The SmallDataSSL-style method comparison (rules compare_methods, plot_method_comparison), when the
+# config sets figures.comparison; its classifiers and budget are checked here, at plan time.
+if "comparison" in config.get("figures", {}):
+    from medssl.compare import comparison_settings
+
+    COMPARISON = comparison_settings(config)
+else:
+    COMPARISON = None
 
 # Datasets whose split CSVs are not shipped in splits/<dataset>/ get them made by `make_splits`.
 # Once written, splits are part of the dataset definition (delete the folder to re-split).
@@ -113,6 +126,8 @@ def image_root(dataset):
     source = config["datasets"][dataset]["source"]
     if source["kind"] == "generated":
         return f"results/data/{dataset}/synthetic"
+    if source["kind"] == "npz":  # image ids are "<split>/<row>" inside the archive
+        return source["path"]
     return source["root"]
 
 
@@ -132,7 +147,7 @@ def dataset_images(wildcards):
     """The generated images are an output of the workflow; real images are user data."""
     if dataset_cfg(wildcards)["source"]["kind"] == "generated":
         return {"manifest": f"results/data/{wildcards.dataset}/manifest.csv"}
-    return {}
+    return download_inputs(wildcards)  # rules/download.smk: {} for data already on disk
 
 
 def supervised_inputs(wildcards):
@@ -157,13 +172,14 @@ def fit_outputs(dataset, variant, method, budget):
     )
 
 
-def supervised_outputs(dataset, variant, budgets=None):
+def supervised_outputs(dataset, variant, budgets=None, arms=None):
     if not SUPERVISED.get("enabled", False):
         return []
     return expand(
-        "results/fits/{dataset}/{variant}/supervised/budget_{budget}/finetune/seed_{seed}.json",
+        "results/fits/{dataset}/{variant}/{baseline}/budget_{budget}/finetune/seed_{seed}.json",
         dataset=dataset,
         variant=variant,
+        baseline=arms or SUPERVISED_ARMS,
         budget=SUPERVISED_BUDGETS if budgets is None else [b for b in budgets if b in SUPERVISED_BUDGETS],
         seed=SUPERVISED_SEEDS,
     )
@@ -198,7 +214,7 @@ def confusion_fits(wildcards):
             classifier=classifier,
             seed=SEEDS,
         ),
-        "dl": supervised_outputs(wildcards.dataset, "classes_all", [confusion_budget()]),
+        "dl": supervised_outputs(wildcards.dataset, "classes_all", [confusion_budget()], ["supervised"]),
     }
 
 
@@ -218,5 +234,8 @@ def get_final_outputs():
                 figure=figure,
                 ext=["png", "pdf"],
             )
+    if COMPARISON is not None:
+        outputs += ["results/tables/comparison.csv", "results/tables/comparison_formatted.csv"]
+        outputs += expand("results/figures/method_comparison.{ext}", ext=["png", "pdf"])
     outputs.append("results/config.yaml")
     return outputs

@@ -22,6 +22,8 @@ rule generate_dataset:
 
 
 rule index_dataset:
+    input:
+        unpack(download_inputs),
     output:
         manifest="results/data/{dataset}/manifest.csv",
     log:

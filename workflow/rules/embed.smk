@@ -18,6 +18,7 @@ rule embed:
         backbone=config["backbone"],
         normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
         image_root=lambda wc: image_root(wc.dataset),
+        precision=config["evaluation"].get("embedding_precision", "auto"),
     threads: 4
     priority: 40  # on the critical path behind pretraining
     conda:

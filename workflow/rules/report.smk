@@ -125,3 +125,59 @@ rule write_config:
         "../../envs/sklearn.yaml"
     script:
         "../scripts/write_config.py"
+
+
+# Method comparison in the style of Chattopadhyay et al. (SmallDataSSL): a method x dataset table
+# (accuracy / F1 / AUC, mean ± std over seeds at figures.comparison.budget) and label-efficiency
+# curves with every method on one panel per dataset. Made when the config sets figures.comparison.
+
+
+rule compare_methods:
+    input:
+        summary="results/tables/summary.csv",
+    output:
+        table=report(
+            "results/tables/comparison.csv",
+            caption="../report/comparison.rst",
+            category="Tables",
+        ),
+        formatted=report(
+            "results/tables/comparison_formatted.csv",
+            caption="../report/comparison_formatted.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/compare_methods/compare_methods.log",
+    benchmark:
+        "results/benchmarks/compare_methods/compare_methods.tsv"
+    params:
+        config=config,
+        settings=COMPARISON,
+    conda:
+        "../../envs/sklearn.yaml"
+    script:
+        "../scripts/compare_methods.py"
+
+
+rule plot_method_comparison:
+    input:
+        summary="results/tables/summary.csv",
+    output:
+        png=report(
+            "results/figures/method_comparison.png",
+            caption="../report/method_comparison.rst",
+            category="Figures",
+            subcategory="Method comparison",
+        ),
+        pdf="results/figures/method_comparison.pdf",
+    log:
+        "results/logs/plot_method_comparison/plot_method_comparison.log",
+    benchmark:
+        "results/benchmarks/plot_method_comparison/plot_method_comparison.tsv"
+    params:
+        config=config,
+        settings=COMPARISON,
+    conda:
+        "../../envs/sklearn.yaml"
+    script:
+        "../scripts/plot_method_comparison.py"

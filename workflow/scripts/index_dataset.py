@@ -3,15 +3,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from medssl.data import check_images, index_folder, read_manifest
+from medssl.data import DatasetError, check_images, index_folder, index_npz, read_groups, read_manifest
 from medssl.runtime import atomic_path, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
-root = Path(source["root"])
-if source["kind"] == "folder":
+root = Path(source["path"] if source["kind"] == "npz" else source["root"])
+if ds.get("split", {}).get("group_column") and source["kind"] != "manifest":
+    raise DatasetError(f"datasets.{snakemake.wildcards.dataset}.split.group_column: group ids come from a "
+                       f"manifest CSV column; source.kind {source['kind']!r} has none")
+if source["kind"] == "npz":  # MedMNIST format: image ids "<split>/<row>" inside the archive
+    manifest = index_npz(root, ds["classes"])
+elif source["kind"] == "folder" and source.get("split_folders"):  # root/{train,val,test}/<class>/...
+    manifest = pd.concat([index_folder(root / part, ds["classes"]).assign(image=lambda f, p=part: p + "/" + f["image"])
+                          for part in ("train", "val", "test") if (root / part).is_dir()], ignore_index=True)
+elif source["kind"] == "folder":
     manifest = index_folder(root, ds["classes"])
     if source.get("unlabeled_root"):
         unlabeled = index_folder(Path(source["unlabeled_root"]).parent, [Path(source["unlabeled_root"]).name])
@@ -21,6 +29,9 @@ if source["kind"] == "folder":
         manifest = pd.concat([manifest, unlabeled], ignore_index=True)
 else:
     manifest = read_manifest(Path(source["manifest"]))
+    group_column = ds.get("split", {}).get("group_column")
+    if group_column:  # a grouped split keeps e.g. all images of one lesion on one side
+        manifest["group"] = read_groups(Path(source["manifest"]), group_column)
 check_images(manifest, root, ds["classes"])
 log.info("indexed %d images under %s", len(manifest), root)
 with atomic_path(snakemake.output.manifest) as tmp:

@@ -21,5 +21,5 @@ classes = record["classes"]
 with atomic_path(snakemake.output.predictions) as tmp:
     pd.DataFrame({"image": test.images, "label": [classes[i] for i in test.labels],
                   "prediction": [classes[i] for i in y_pred]}).to_csv(tmp, index=False)
-write_json({"dataset": wc.dataset, "variant": wc.variant, "method": "supervised", **record},
+write_json({"dataset": wc.dataset, "variant": wc.variant, "method": wc.baseline, **record},
            snakemake.output.metrics)

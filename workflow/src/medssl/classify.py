@@ -196,7 +196,19 @@ class CosineKNN(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-class LinearProbe(ClassifierMixin, BaseEstimator):
+class SoftmaxHead:
+    """predict_proba (softmax) and predict (argmax) from a head's logits in `decision_function`."""
+
+    def predict_proba(self, X):
+        z = self.decision_function(X)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+
+class LinearProbe(SoftmaxHead, ClassifierMixin, BaseEstimator):
     """The paper's "SSL + LL": a linear layer trained on frozen SSL features.
 
     Used with `preprocess: false` on the frozen embeddings of a method, this equals a frozen
@@ -291,14 +303,6 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         Xs = (np.asarray(X, dtype=np.float32) - self.mean_) / self.scale_
         return Xs @ self.coef_.T + self.intercept_
 
-    def predict_proba(self, X):
-        z = self.decision_function(X)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
-
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -347,13 +351,64 @@ def predict(estimator: BaseEstimator, X: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"predict mode must be 'predict' or 'proba_argmax', got {mode!r}")
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+def class_scores(estimator: BaseEstimator, X: np.ndarray, n_classes: int) -> tuple[np.ndarray | None, str]:
+    """Per-class scores [N, n_classes] for ROC AUC, and where they came from.
+
+    `predict_proba` when the estimator has it (SVC only with probability=True), else
+    `decision_function` (a binary 1-D margin d becomes the columns [-d, d]), else (None, "none").
+    Columns follow the label indices 0..n_classes-1; a class the estimator never saw (absent from
+    its training subset) gets a constant column, i.e. it cannot be ranked (its AUC is 0.5)."""
+    for method, source in [("predict_proba", "predict_proba"), ("decision_function", "decision_function")]:
+        if hasattr(estimator, method):
+            raw = np.asarray(getattr(estimator, method)(X), dtype=np.float64)
+            break
+    else:
+        return None, "none"
+    if raw.ndim == 1:
+        raw = np.stack([-raw, raw], axis=1)
+    columns = np.asarray(estimator.classes_, dtype=np.int64)
+    if raw.shape[1] != len(columns):
+        raise ValueError(f"{type(estimator).__name__}.{method} gave {raw.shape[1]} columns for "
+                         f"{len(columns)} classes")
+    scores = np.full((len(raw), n_classes), raw.min() if raw.size else 0.0)
+    scores[:, columns] = raw
+    return scores, source
+
+
+def roc_auc_ovr(y_true: np.ndarray, y_score: np.ndarray | None, n_classes: int,
+                ) -> tuple[float, list[float | None]]:
+    """One-vs-rest ROC AUC per class and their unweighted (macro) mean.
+
+    A class absent from `y_true` has no positives (or, with a single class present, no negatives):
+    its AUC is undefined, reported as None and left out of the mean. The mean is NaN when no class has
+    an AUC (one class in the test set) or when there are no scores (`y_score` None: the classifier
+    gives no predict_proba or decision_function). Any monotone scores work (probabilities, margins,
+    logits): each class is scored on its own column, so rows need not sum to 1."""
+    from sklearn.metrics import roc_auc_score
+
+    per_class: list[float | None] = [None] * n_classes
+    if y_score is not None:
+        present = np.unique(y_true)
+        if len(present) > 1:
+            for c in present:
+                per_class[int(c)] = float(roc_auc_score(y_true == c, y_score[:, int(c)]))
+    values = [v for v in per_class if v is not None]
+    return (float(np.mean(values)) if values else float("nan")), per_class
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, y_score: np.ndarray | None = None,
+          ) -> dict[str, Any]:
+    """Test-set metrics of one fit. macro-F1 and ROC AUC average over the classes present in `y_true`
+    (`roc_auc_ovr`); `y_score` [N, n_classes] are the per-class scores (None: roc_auc is NaN)."""
     labels = np.arange(n_classes)
+    auc, per_class_auc = roc_auc_ovr(y_true, y_score, n_classes)
     return {
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
+        "roc_auc": auc,
         "per_class_recall": recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0).tolist(),
+        "per_class_roc_auc": per_class_auc,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
@@ -385,6 +440,7 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
             t0 = time.perf_counter()
             estimator = build_classifier(spec, random_state=seed).fit(X, subset.labels)
             y_pred = predict(estimator, X_test, spec.get("predict", "predict"))
+            y_score, score_source = class_scores(estimator, X_test, n_classes)
             seconds = time.perf_counter() - t0 + (pre_seconds if use_pre else 0.0)
             record = {
                 "classifier": name,
@@ -395,7 +451,8 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
                 "n_test": int(len(test.labels)),
                 "n_classes": n_classes,
                 "pool_class_counts": np.bincount(train.labels, minlength=n_classes).tolist(),
-                **score(test.labels, y_pred, n_classes),
+                **score(test.labels, y_pred, n_classes, y_score),
+                "roc_auc_scores": score_source,
                 "classes": list(train.classes),
                 "train_images": subset.images.tolist(),
                 "fit_seconds": seconds,

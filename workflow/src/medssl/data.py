@@ -44,12 +44,16 @@ __all__ = [
     "generate_synthetic_marrow",
     "index_folder",
     "read_manifest",
+    "read_groups",
     "read_split",
     "write_split",
     "check_images",
     "make_splits",
+    "check_disjoint",
     "ssl_pool",
     "load_image",
+    "index_npz",
+    "official_splits",
     "ImageDataset",
     "load_all",
 ]
@@ -589,6 +593,15 @@ def read_manifest(csv_path: Path, image_col: str = "image", label_col: str = "la
     return out.reset_index(drop=True)
 
 
+def read_groups(csv_path: Path, column: str) -> pd.Series:
+    """The group-id column (``split.group_column``, e.g. ``lesion_id``) of a manifest, row-aligned."""
+    df = _read_csv(csv_path)
+    if column not in df.columns:
+        raise DatasetError(f"{csv_path}: column {column!r} (split.group_column) not found; columns are "
+                           f"{list(df.columns)}")
+    return _clean_str(df[column]).reset_index(drop=True)
+
+
 def read_split(csv_path: Path, labeled: bool = True) -> pd.DataFrame:
     """Read one split file (``labeled_train.csv``, ``unlabeled_train.csv``, ``test.csv``).
 
@@ -665,6 +678,13 @@ def _dicom_to_uint8(path: Path) -> np.ndarray:
 
 def _verify(path: Path) -> str | None:
     """None if the file exists and decodes, else a short reason."""
+    member = _npz_member(path)
+    if member is not None:
+        try:
+            _npz_image(*member)
+        except DatasetError as e:
+            return str(e)
+        return None
     if not path.is_file():
         return "missing"
     if path.suffix.lower() == ".dcm":
@@ -722,7 +742,10 @@ def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
     path = Path(path)
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     mode = "L" if channels == 1 else "RGB"
-    if path.suffix.lower() == ".dcm":
+    member = _npz_member(path)
+    if member is not None:
+        im = Image.fromarray(_npz_image(*member))
+    elif path.suffix.lower() == ".dcm":
         arr = _dicom_to_uint8(path)
         if arr.ndim == 3 and arr.shape[-1] == 4:
             arr = arr[..., :3]
@@ -750,6 +773,92 @@ def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
+# MedMNIST-format .npz sources (source kind ``npz``)
+# --------------------------------------------------------------------------------------
+# An image id is "<split>/<row>" inside the archive, and the image root is the .npz file itself,
+# so ``root / image`` reads e.g. ``data/medmnist/bloodmnist_64.npz/train/000012``.
+
+NPZ_SPLITS = ("train", "val", "test")
+_NPZ_ARRAYS: dict[tuple[str, str], np.ndarray] = {}  # decompressed once per process
+
+
+def _npz_member(path: Path) -> tuple[Path, str, int] | None:
+    text = Path(path).as_posix()
+    i = text.rfind(".npz/")
+    if i < 0:
+        return None
+    split, _, row = text[i + 5:].partition("/")
+    if split not in NPZ_SPLITS or not row.isdigit():
+        raise DatasetError(f"{path}: not an image of the .npz (expected <file>.npz/<{'|'.join(NPZ_SPLITS)}>/<row>)")
+    return Path(text[: i + 4]), split, int(row)
+
+
+def _npz_array(npz: Path, key: str) -> np.ndarray:
+    if (str(npz), key) not in _NPZ_ARRAYS:
+        if not npz.is_file():
+            raise DatasetError(f"{npz}: .npz file not found")
+        with np.load(npz) as data:
+            if key not in data.files:
+                raise DatasetError(f"{npz}: no array {key!r} (it has {sorted(data.files)}); not MedMNIST format")
+            _NPZ_ARRAYS[(str(npz), key)] = data[key]
+    return _NPZ_ARRAYS[(str(npz), key)]
+
+
+def _npz_image(npz: Path, split: str, row: int) -> np.ndarray:
+    images = _npz_array(npz, f"{split}_images")
+    if not 0 <= row < len(images):
+        raise DatasetError(f"{npz}: {split} has {len(images)} images, no row {row}")
+    arr = np.asarray(images[row])
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise DatasetError(f"{npz}: {split}_images must be uint8 [N, H, W] or [N, H, W, 3], got "
+                           f"{images.dtype} {images.shape}")
+    return arr
+
+
+def index_npz(path: Path, class_names: Sequence[str]) -> pd.DataFrame:
+    """Every image of a MedMNIST-format .npz -> DataFrame(image, label); image = "<split>/<row>".
+
+    Labels are the integer label column mapped through ``class_names`` (MedMNIST's ``info``
+    order); multi-label files (ChestMNIST) are refused."""
+    path = Path(path)
+    rows = []
+    for split in NPZ_SPLITS:
+        labels = np.asarray(_npz_array(path, f"{split}_labels"))
+        if labels.ndim == 2 and labels.shape[1] != 1:
+            raise DatasetError(f"{path}: {split}_labels has {labels.shape[1]} columns (multi-label); "
+                               "only single-label MedMNIST sets are supported")
+        labels = labels.reshape(-1).astype(np.int64)
+        n_images = len(_npz_array(path, f"{split}_images"))
+        if len(labels) != n_images:
+            raise DatasetError(f"{path}: {split} has {n_images} images but {len(labels)} labels")
+        bad = sorted(set(labels[(labels < 0) | (labels >= len(class_names))].tolist()))
+        if bad:
+            raise DatasetError(f"{path}: {split} label(s) {bad} have no class name; classes has "
+                               f"{len(class_names)} entries {list(class_names)}")
+        width = max(6, len(str(n_images)))
+        rows += [(f"{split}/{i:0{width}d}", class_names[k]) for i, k in enumerate(labels)]
+    return pd.DataFrame(rows, columns=["image", "label"])
+
+
+def official_splits(manifest: pd.DataFrame, val_split: str = "unlabeled_train") -> dict[str, pd.DataFrame]:
+    """A dataset's official splits from the first component of each image id ("train/...",
+    "val/...", "test/..."; MedMNIST .npz rows, or a folder source with ``split_folders``):
+    train -> labeled_train, test -> test; val -> ``val_split`` (``unlabeled_train``: SSL pool only,
+    labels unused; ``labeled_train``; ``drop``)."""
+    split = manifest["image"].str.partition("/")[0]
+    if val_split not in ("unlabeled_train", "labeled_train", "drop"):
+        raise DatasetError(f"source.val_split must be unlabeled_train, labeled_train or drop, got {val_split!r}")
+    train_parts = ["train"] + (["val"] if val_split == "labeled_train" else [])
+    out = {
+        "labeled_train": manifest.loc[split.isin(train_parts), ["image", "label"]],
+        "unlabeled_train": manifest.loc[split == "val", ["image"]] if val_split == "unlabeled_train"
+        else manifest.iloc[0:0][["image"]],
+        "test": manifest.loc[split == "test", ["image", "label"]],
+    }
+    return {k: v.reset_index(drop=True) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------------------
 # Splits
 # --------------------------------------------------------------------------------------
 
@@ -759,8 +868,13 @@ def make_splits(
     unlabeled: pd.DataFrame | None,
     test_fraction: float,
     seed: int,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Stratified train/test split of the labeled images plus the unlabeled pool.
+
+    ``groups`` ({image: group id}, e.g. ISIC's lesion_id or a patient id) keeps every group on one
+    side: a grouped stratified split (sklearn ``StratifiedGroupKFold`` with round(1 / test_fraction)
+    folds, the first fold is test). Images without a group id form a group of their own.
 
     Returns ``labeled_train`` / ``test`` (``image,label``) and
     ``unlabeled_train`` (``image`` only), each sorted by image.  Classes with
@@ -795,9 +909,12 @@ def make_splits(
         train, test = lab.iloc[0:0], lab.iloc[0:0]
     else:
         try:
-            train, test = train_test_split(
-                keep, test_size=float(test_fraction), random_state=seed, stratify=keep["label"]
-            )
+            if groups is None:
+                train, test = train_test_split(
+                    keep, test_size=float(test_fraction), random_state=seed, stratify=keep["label"]
+                )
+            else:
+                train, test = _grouped_split(keep, groups, float(test_fraction), seed)
         except ValueError as e:
             raise DatasetError(
                 f"make_splits: cannot stratify {len(keep)} images over {keep['label'].nunique()} "
@@ -828,6 +945,35 @@ def make_splits(
     assert not test_set & set(train["image"]), "test overlaps labeled_train"
     assert not test_set & set(unl["image"]), "test overlaps unlabeled_train"
     return {"labeled_train": train, "unlabeled_train": unl, "test": test}
+
+
+def check_disjoint(splits: Mapping[str, pd.DataFrame], where: str = "splits") -> None:
+    """Refuse a test split that shares images with a training split (a leak), naming the overlap.
+
+    sparsam's published Endo files are such a case (2,628 of 2,666 test images also in
+    labeled_train); ``splits/endo/`` ships a repaired split instead (splits/README.md)."""
+    if "test" not in splits:
+        return
+    test = set(_clean_str(splits["test"]["image"]))
+    for name in ("labeled_train", "unlabeled_train"):
+        if name not in splits:
+            continue
+        shared = sorted(test & set(_clean_str(splits[name]["image"])))
+        if shared:
+            raise DatasetError(
+                f"{where}: {len(shared)} of the {len(test)} test images are also in {name} (a train/test "
+                f"leak), e.g. {shared[:3]}; use disjoint split files (for Endo the repaired splits/endo/, "
+                "not sparsam's published files)"
+            )
+
+
+def _grouped_split(lab: pd.DataFrame, groups: Mapping[str, str], test_fraction: float, seed: int):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = [str(groups.get(img) or "") or f"image:{img}" for img in lab["image"]]
+    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / test_fraction)), shuffle=True, random_state=seed)
+    train_idx, test_idx = next(folds.split(lab, lab["label"], ids))
+    return lab.iloc[train_idx], lab.iloc[test_idx]
 
 
 def ssl_pool(splits: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import torch
 from medssl.augment import normalize
 from medssl.classify import Embeddings
 from medssl.data import ImageDataset
-from medssl.runtime import resolve_device
+from medssl.runtime import MixedPrecision, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +22,17 @@ log = logging.getLogger(__name__)
 @torch.inference_mode()
 def extract_features(backbone: torch.nn.Module, dataset: torch.utils.data.Dataset, normalize_mode: str,
                      batch_size: int = 256, device: torch.device | None = None,
-                     num_workers: int = 0) -> np.ndarray:
-    """Pooled features (for ViT/XCiT the CLS token after the final norm) without augmentation."""
+                     num_workers: int = 0, precision: str = "auto") -> np.ndarray:
+    """Pooled features (for ViT/XCiT the CLS token after the final norm) without augmentation.
+    ``precision``: autocast of `medssl.runtime.MixedPrecision` (fp16 = the paper's)."""
     device = device or resolve_device("auto", "embedding device", "extracting embeddings")
     backbone = backbone.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, pin_memory=device.type == "cuda")
     chunks = []
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    amp = MixedPrecision(precision, device, "evaluation.embedding_precision", log)
     for images, _ in loader:
-        with autocast:
+        with amp.autocast():
             feats = backbone(normalize(images.to(device, non_blocking=True), normalize_mode))
         chunks.append(feats.float().cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)

@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-METRICS = ["balanced_accuracy", "accuracy", "macro_f1"]
+METRICS = ["balanced_accuracy", "accuracy", "macro_f1", "roc_auc"]
 KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]
 # results/tables/metrics.csv, one row per fit:
 #   dataset, variant (classes_all | classes_min<N>), min_class_size (1 = every class), method (an SSL
 #   method, or "supervised" for the DL baseline), classifier ("finetune" for the DL baseline), arm (the
 #   plotted name), budget (maximum labeled images per class, or "all"), budget_per_class (numeric;
 #   'all' = size of the largest class), seed, n_train (labeled images of the subset, validation part
-#   included for early-stopped arms), n_test, n_classes, the metrics on the test set, fit_seconds.
+#   included for early-stopped arms), n_test, n_classes, the metrics on the test set (roc_auc: one-vs-rest
+#   macro over the classes in the test set; empty for a classifier without scores or a record that
+#   predates it), fit_seconds.
 TABLE_COLUMNS = ["dataset", "variant", "min_class_size", "method", "classifier", "arm", "budget",
                  "budget_per_class", "seed", "n_train", "n_test", "n_classes", *METRICS, "fit_seconds"]
 SUPERVISED = "supervised"
@@ -41,7 +43,8 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
         rec = read_fit(path)
         rows.append({
             **{k: rec[k] for k in ["dataset", "method", "classifier", "seed", "n_train", "n_test", "n_classes",
-                                    *METRICS, "fit_seconds"]},
+                                    *METRICS[:3], "fit_seconds"]},
+            "roc_auc": rec.get("roc_auc", float("nan")),
             "variant": rec.get("variant", "classes_all"),
             "min_class_size": int(rec.get("min_class_size") or 1),
             "arm": arm_label(rec["method"], rec["classifier"], arm_labels),
@@ -56,6 +59,8 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
     if method == SUPERVISED:
         return DL_ARM
+    if method == f"{SUPERVISED}_imagenet":
+        return f"{DL_ARM} (ImageNet init)"
     labels = labels or {}
     return f"{method} + {labels.get(classifier, classifier)}"
 
@@ -240,8 +245,8 @@ def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | Non
     palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
     styles = dict(zip(methods, ["-", "--", ":", (0, (5, 1, 1, 1))] * 4))
     for (method, classifier), line in data.groupby(["method", "classifier"], sort=False):
-        if method == SUPERVISED:
-            _line(ax, line, color="black", ls="-", lw=1.8)
+        if classifier == "finetune":  # the supervised baselines (ImageNet-initialised one dash-dotted)
+            _line(ax, line, color="black", ls="-" if method == SUPERVISED else "-.", lw=1.8)
         else:
             _line(ax, line, color=palette[classifier], ls=styles[method])
     _benchmark_lines(ax, {"literature": literature, "dl": dl_benchmark})

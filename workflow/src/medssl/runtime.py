@@ -64,6 +64,43 @@ def resolve_device(requested: str, key: str, purpose: str = "training",
     return torch.device("cuda", torch.cuda.current_device())
 
 
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+
+
+class MixedPrecision:
+    """Autocast and loss scaling for one device: ``fp16`` = float16 autocast + ``GradScaler`` (the
+    paper's ``torch.cuda.amp``), ``bf16`` = bfloat16 autocast without scaling, ``fp32`` = off,
+    ``auto`` = bf16 on CUDA, fp32 elsewhere. The CPU has no useful float16 autocast: ``fp16`` there
+    falls back to fp32 and says so in the log."""
+
+    def __init__(self, requested: str, device, key: str, log: logging.Logger | None = None):
+        import torch
+
+        if requested not in PRECISIONS:
+            raise ValueError(f"{key} must be one of {PRECISIONS}, got {requested!r}")
+        cuda = device.type == "cuda"
+        if requested == "fp16" and not cuda:
+            (log or logging.getLogger("medssl")).warning(
+                "%s: fp16 autocast needs CUDA; running in fp32 on %s", key, device)
+            requested = "fp32"
+        if requested == "auto":
+            requested = "bf16" if cuda else "fp32"
+        self.name = requested
+        self.device_type = device.type
+        self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(requested)
+
+    def autocast(self):
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def grad_scaler(self):
+        """A ``torch.amp.GradScaler``, enabled only for fp16 (a disabled one passes through)."""
+        import torch
+
+        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+
+
 def default_num_workers() -> int:
     """DataLoader workers: the CPUs of this process (shared by the ranks of a node) minus one, at most 8."""
     try:
