@@ -274,7 +274,7 @@ def test_workflow_downloads_what_it_can_and_stops_with_instructions(site, tmp_pa
 @pytest.mark.parametrize("configs, expected", [
     # BM by hand; HyperKvasir (sha256 known); ISIC 2019 zip + 2 CSVs, ISIC 2020 train/test zips
     (["config/paper.yaml"], {"check_manual_data": 1, "download_archive_sha256": 1, "download_archive": 3,
-                             "download_file": 2, "unpack_archive": 4, "index_dataset": 1, "make_splits": 1}),
+                             "download_file": 2, "unpack_archive": 4, "index_dataset": 3, "make_splits": 1}),
     (["config/medmnist.yaml"], {"download_file": 4, "index_dataset": 4, "make_splits": 4}),
     (["config/medmnist.yaml", "config/presets/medmnist_64.yaml"], {"download_file": 4, "index_dataset": 4}),
     (["config/config.yaml", "config/presets/smalldatassl_datasets.yaml"],

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.data import DatasetError, check_disjoint, read_split, ssl_pool
+from medssl.checks import check_disjoint
+from medssl.data import DatasetError, read_split, ssl_pool
 
 SPLITS = Path(__file__).resolve().parents[1] / "splits"
 
@@ -24,6 +25,10 @@ SHIPPED = {
     "endo/sparsam_published/labeled_train.csv": (7463, "f27c33547c246f1284d10dab3483a1bd397d98f22dd4632c8e86aa55f361ebf6"),
     "endo/sparsam_published/test.csv": (2666, "1cf3fe437a29a8370f01deda650a2faf011ae63d0b41da1a85d8a827a1172ef7"),
 }
+
+
+def images(splits: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
+    return {name: frame["image"] for name, frame in splits.items()}
 
 
 def splits_of(folder: str, unlabeled: bool = False) -> dict[str, pd.DataFrame]:
@@ -44,7 +49,7 @@ def test_row_counts_and_sha256(name):
 
 def test_isic_is_the_papers_split_and_disjoint():
     splits = splits_of("isic", unlabeled=True)
-    check_disjoint(splits, "splits/isic")
+    check_disjoint(images(splits), "splits/isic")
     ids = {k: {Path(p).stem for p in v["image"]} for k, v in splits.items()}
     assert not ids["labeled_train"] & ids["test"] and not ids["unlabeled_train"] & (ids["labeled_train"] | ids["test"])
     counts = splits["labeled_train"]["label"].value_counts() + splits["test"]["label"].value_counts()
@@ -56,7 +61,7 @@ def test_isic_is_the_papers_split_and_disjoint():
 
 def test_endo_repaired_split_is_disjoint_stratified_and_derived_from_the_published_files():
     repaired, published = splits_of("endo"), splits_of("endo/sparsam_published")
-    check_disjoint(repaired, "splits/endo")
+    check_disjoint(images(repaired), "splits/endo")
     assert repaired["test"].equals(published["test"])  # the paper's test set, unchanged
     kept = published["labeled_train"][~published["labeled_train"]["image"].isin(published["test"]["image"])]
     assert repaired["labeled_train"].equals(kept.reset_index(drop=True))
@@ -67,7 +72,7 @@ def test_endo_repaired_split_is_disjoint_stratified_and_derived_from_the_publish
 
 def test_the_published_endo_files_are_refused_naming_the_overlap():
     with pytest.raises(DatasetError, match=r"2628 of the 2666 test images are also in labeled_train"):
-        check_disjoint(splits_of("endo/sparsam_published"), "splits/endo/sparsam_published")
+        check_disjoint(images(splits_of("endo/sparsam_published")), "splits/endo/sparsam_published")
     with pytest.raises(DatasetError, match="2628 test image"):
         ssl_pool({**splits_of("endo/sparsam_published"), "unlabeled_train": pd.DataFrame({"image": []})})
 

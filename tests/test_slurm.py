@@ -11,7 +11,7 @@ wrapped in a timeout.
 - test_retry_*: a toy workflow whose job is killed on its first attempt completes thanks to `retries`.
 - the tiny workflow (tests/config/tiny.yaml) is started, SIGKILLed after its first jobs completed,
   and resumed with --rerun-incomplete; the tests then check that the finished work was not redone,
-  that sacct lists the jobs COMPLETED, that the table and figures exist, and that pretrain_dino
+  that sacct lists the jobs COMPLETED, that the table and figures exist, and that pretrain_ssl
   was allocated the (fake) GPU and said in its log that it trains on the CPU.
 """
 import os
@@ -85,7 +85,7 @@ pytestmark = [
 ]
 needs_gpu = pytest.mark.skipif(
     PROBLEM is None and not _has_gpu(),
-    reason="the cluster advertises no GPU and pretrain_dino asks for one: "
+    reason="the cluster advertises no GPU and pretrain_ssl asks for one: "
     "start it with `FAKE_GPU=1 bash .ci/start_slurm.sh`",
 )
 
@@ -246,9 +246,9 @@ def test_fits_are_one_job_per_embedding_pair_with_the_workflow_profiles_resource
 
 @needs_gpu
 def test_gpu_request_reaches_slurm_and_training_falls_back_to_cpu(tiny):
-    pretrain = [job for job, log in tiny["second"].jobs() if "/rule_pretrain_dino/" in log]
-    assert pretrain, "pretrain_dino was not submitted"
+    pretrain = [job for job, log in tiny["second"].jobs() if "/rule_pretrain_ssl/" in log]
+    assert pretrain, "pretrain_ssl was not submitted"
     states = sacct(pretrain)
     assert any("gres/gpu=1" in row["AllocTRES"] for row in states.values()), states
-    log = (tiny["workdir"] / "results" / "logs" / "pretrain_dino" / "tiny" / "dino.log").read_text()
+    log = (tiny["workdir"] / "results" / "logs" / "pretrain_ssl" / "tiny" / "dino.log").read_text()
     assert re.search(r"CUDA not available.*CPU", log), log[-3000:]

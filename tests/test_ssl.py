@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from medssl import ssl
+from medssl.ssl import trainer
 from medssl.ssl import (DINOHead, DINOLoss, DinoConfig, MultiCropWrapper, Schedules, build_student_teacher,
                         cancel_last_layer_grads, clip_gradients, cosine_schedule, ema_update, load_backbone,
                         param_groups, teacher_temp_schedule, train_dino, train_step)
@@ -340,17 +341,17 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch, caplog):
     data = random_dataset(64)
     full = train_dino(cfg, TINY_VIT, data, stand_in_augment, tmp_path / "full")
 
-    original = ssl.save_checkpoint
+    original = trainer.save_checkpoint
 
     def save_then_die(path, state):
         original(path, state)
         if state["epoch"] == 1:
             raise Killed
 
-    monkeypatch.setattr(ssl, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_dino(cfg, TINY_VIT, data, stand_in_augment, tmp_path / "resumed")
-    monkeypatch.setattr(ssl, "save_checkpoint", original)
+    monkeypatch.setattr(trainer, "save_checkpoint", original)
     assert len(read_log(tmp_path / "resumed" / "train_log.csv")) == 1
 
     with caplog.at_level(logging.INFO):
@@ -371,11 +372,23 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, monkeypatch, caplog):
         assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
 
 
-def test_resume_refuses_changed_config(tmp_path):
+def test_changed_config_starts_new_training_and_keeps_old_checkpoint(tmp_path, caplog):
+    """A checkpoint belongs to one config: a changed setting trains anew, the old checkpoint is kept
+    as checkpoint.<hash>.pt and taken back when the old setting returns."""
     data = random_dataset(32)
     train_dino(tiny_cfg(epochs=1, warmup_epochs=0), TINY_VIT, data, stand_in_augment, tmp_path)
-    with pytest.raises(ValueError, match="epochs"):
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["run_hash"]
+    with caplog.at_level(logging.INFO):
         train_dino(tiny_cfg(epochs=2, warmup_epochs=0), TINY_VIT, data, stand_in_augment, tmp_path)
+    assert "starting a new training" in caplog.text and "resuming" not in caplog.text
+    assert (tmp_path / f"checkpoint.{first}.pt").exists()
+    assert len(read_log(tmp_path / "train_log.csv")) == 2
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_dino(tiny_cfg(epochs=1, warmup_epochs=0), TINY_VIT, data, stand_in_augment, tmp_path)
+    assert "taking back" in caplog.text and "resuming from epoch 1" in caplog.text
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["run_hash"] == first
+    assert len(read_log(tmp_path / "train_log.csv")) == 1
 
 
 def test_non_finite_loss_raises_with_epoch_and_step(tmp_path):

@@ -133,7 +133,7 @@ def _write_job(tmp_path: Path, n_images: int = 24) -> dict:
     return {
         "splits": {"labeled_train": str(tmp_path / "labeled.csv"), "unlabeled_train": str(tmp_path / "unlabeled.csv")},
         "image_root": str(root), "image_size": 16, "channels": 3,
-        "dino": {"epochs": 1, "batch_size": 8, "warmup_epochs": 0, "out_dim": 32, "hidden_dim": 16,
+        "kind": "dino", "params": {"epochs": 1, "batch_size": 8, "warmup_epochs": 0, "out_dim": 32, "hidden_dim": 16,
                  "bottleneck_dim": 8, "drop_path_rate": 0.0, "num_workers": 0, "device": "cpu"},
         "augmentation": {"global_size": 16, "local_size": 8, "n_local": 2, "blur_sigma": [0.1, 1.0]},
         "backbone": BACKBONE, "work_dir": str(tmp_path / "work"), "output": str(tmp_path / "out" / "backbone.pt"),
@@ -152,7 +152,7 @@ def test_launcher_starts_two_processes_and_only_rank0_writes(tmp_path, monkeypat
     assert "2 process(es) x 4" in text
     work = Path(spec["work_dir"])
     # rank 0 wrote the files once: the CSV has one row per epoch, the checkpoint holds both ranks' RNG
-    assert sorted(p.name for p in work.iterdir()) == ["checkpoint.pt", ssl.RUN_SPEC, "train_log.csv"]
+    assert sorted(p.name for p in work.iterdir()) == ["checkpoint.pt", "health.json", ssl.RUN_SPEC, "train_log.csv"]
     assert len(pd.read_csv(work / "train_log.csv")) == 1
     ckpt = torch.load(work / "checkpoint.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2
@@ -163,7 +163,7 @@ def test_launcher_starts_two_processes_and_only_rank0_writes(tmp_path, monkeypat
 
 def test_single_gpu_trains_in_process(tmp_path, monkeypatch):
     spec = _write_job(tmp_path, n_images=16)
-    monkeypatch.setattr(ssl.subprocess, "run", lambda *a, **k: pytest.fail("must not start a process"))
+    monkeypatch.setattr(ssl.launch.subprocess, "run", lambda *a, **k: pytest.fail("must not start a process"))
     out = ssl.launch_pretraining(spec, gpus=1, threads=1)
     assert out.exists() and not (Path(spec["work_dir"]) / ssl.RUN_SPEC).exists()
 
@@ -171,6 +171,6 @@ def test_single_gpu_trains_in_process(tmp_path, monkeypatch):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_launcher_refuses_cuda_without_cuda(tmp_path):
     spec = _write_job(tmp_path, n_images=8)
-    spec["dino"]["device"] = "cuda"
+    spec["params"]["device"] = "cuda"
     with pytest.raises(RuntimeError, match="no CUDA device"):
         ssl.launch_pretraining(spec, gpus=2)

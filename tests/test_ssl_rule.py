@@ -43,7 +43,7 @@ def workdir(tmp_path_factory):
 
 def test_cpu_fallback_is_logged_and_published_weights_feed_the_embedding(workdir):
     snakemake(workdir, "results/ssl/tiny/dino/backbone.pt", "results/embeddings/tiny/pub/test.npz")
-    log = (workdir / "results/logs/pretrain_dino/tiny/dino.log").read_text()
+    log = (workdir / "results/logs/pretrain_ssl/tiny/dino.log").read_text()
     if not torch.cuda.is_available():
         assert "CUDA not available: training on CPU" in log
     assert "1 process(es)" in log
@@ -56,15 +56,15 @@ def test_cpu_fallback_is_logged_and_published_weights_feed_the_embedding(workdir
 def test_cuda_requested_without_cuda_fails_clearly(workdir):
     proc = snakemake(workdir, "results/ssl/tiny/dino_cuda/backbone.pt", "--retries", "0", check=False)
     assert proc.returncode != 0
-    log = (workdir / "results/logs/pretrain_dino/tiny/dino_cuda.log").read_text()
+    log = (workdir / "results/logs/pretrain_ssl/tiny/dino_cuda.log").read_text()
     assert "asks for device 'cuda' but no CUDA device is available" in log
     assert not (workdir / "results/ssl/tiny/dino_cuda/backbone.pt").exists()
 
 
 def test_two_gpus_start_two_processes(workdir):
     snakemake(workdir, "results/ssl/tiny/dino_cpu/backbone.pt", "--resources", "gpu=2",
-              "--set-resources", "pretrain_dino:gpu=2")
-    log = (workdir / "results/logs/pretrain_dino/tiny/dino_cpu.log").read_text()
+              "--set-resources", "pretrain_ssl:gpu=2")
+    log = (workdir / "results/logs/pretrain_ssl/tiny/dino_cpu.log").read_text()
     assert "1 node(s) x 2 process(es)" in log and "torch.distributed.run" in log
     assert "rank 0/2" in log and "rank 1/2" in log
     assert "2 process(es) x 16" in log

@@ -35,7 +35,7 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
     per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
                    + len(sup["budgets"]) * len(sup["seeds"]))
     assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
-    assert set(metrics["method"]) == {"dino", "random_init", "supervised"}
+    assert set(metrics["method"]) == set(config["methods"]) | {"supervised"}
     assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
     assert set(metrics.loc[metrics.variant == "classes_min30", "min_class_size"]) == {30}
     assert (metrics.loc[metrics.variant == "classes_min30", "n_classes"] < 4).all()
@@ -72,7 +72,7 @@ def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
     logs = {p.parts[len((tiny_run / "results/logs").parts)] for p in (tiny_run / "results/logs").rglob("*.log")}
     benches = {p.parts[len((tiny_run / "results/benchmarks").parts)]
                for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
-    rules = {"generate_dataset", "make_splits", "pretrain_dino", "init_random_backbone", "embed",
+    rules = {"generate_dataset", "make_splits", "pretrain_ssl", "init_random_backbone", "embed",
              "fit_classifiers", "train_supervised", "aggregate_metrics", "plot_balanced_accuracy",
              "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
     assert rules <= logs and rules <= benches
@@ -100,6 +100,11 @@ def test_intermediate_artifacts_are_inspectable(tiny_run):
     assert set(small["label"]) == set(json.loads((fits / "classes_min30/dino/budget_5/svm/seed_0.json").read_text())["classes"])
     train_log = pd.read_csv(tiny_run / "results/ssl/tiny/dino/train_log.csv")
     assert len(train_log) == 2 and train_log["loss"].notna().all()
+    for method in ["dino", "simclr", "dclw", "simsiam", "vicreg"]:  # every SSL method trained, with its verdict
+        health = json.loads((tiny_run / f"results/ssl/tiny/{method}/health.json").read_text())
+        assert health["kind"] == method and health["verdict"] in ("ok", "collapsed"), health
+        log = pd.read_csv(tiny_run / f"results/ssl/tiny/{method}/train_log.csv")
+        assert log[["loss", "embedding_std_ratio", "effective_rank"]].notna().all().all()
 
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")

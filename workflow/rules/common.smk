@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints, path helpers and input functions.
 # Kept free of heavy imports (torch, sklearn) so that planning stays fast.
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -44,6 +45,15 @@ def ssl_method():
 
 def _names(mapping, kind):
     return [name for name, entry in mapping.items() if entry["kind"] == kind]
+
+
+# Method kinds that the pretrain_ssl rule trains (the registry in medssl.ssl.base; kept here so
+# that planning does not import torch; tests/test_ssl_methods.py checks the two agree).
+SSL_KINDS = ["dino", "simclr", "dclw", "simsiam", "vicreg"]
+
+
+def _trainable(mapping):
+    return [name for name, entry in mapping.items() if entry["kind"] in SSL_KINDS]
 
 
 def _alternation(names):
@@ -97,6 +107,26 @@ if "comparison" in config.get("figures", {}):
     COMPARISON = comparison_settings(config)
 else:
     COMPARISON = None
+
+# --- plan-time checks of what the config names (medssl.checks; imports sklearn and timm lazily) ---
+sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the checks of this checkout
+from medssl import checks as medssl_checks  # noqa: E402
+
+_config_errors = medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")
+if _config_errors:
+    raise ValueError("config errors:\n  " + "\n  ".join(_config_errors))
+
+
+def dataset_fingerprint(wildcards):
+    """index_dataset's param: changes when the manifest or a file of a folder dataset changes."""
+    return medssl_checks.dataset_fingerprint(
+        medssl_checks.source_files(config["datasets"][wildcards.dataset]["source"])
+    )
+
+
+def split_check(wildcards):
+    """The check every training or scoring job waits for (rule check_splits)."""
+    return f"results/data/{wildcards.dataset}/split_check.json"
 
 # Datasets whose split CSVs are not shipped in splits/<dataset>/ get them made by `make_splits`.
 # Once written, splits are part of the dataset definition (delete the folder to re-split).

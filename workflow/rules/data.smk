@@ -36,6 +36,8 @@ rule index_dataset:
         ),
     params:
         dataset=dataset_cfg,
+        # re-index when the manifest or a file of the folder changes (a param change re-runs the rule)
+        fingerprint=dataset_fingerprint,
     conda:
         "../../envs/torch.yaml"
     script:
@@ -62,3 +64,26 @@ rule make_splits:
         "../../envs/torch.yaml"
     script:
         "../scripts/make_splits.py"
+
+
+# Before anything trains: the splits (shipped or made) are disjoint (no test image in a training
+# split), inside the dataset root, made of images that decode and of known classes; classes missing
+# from a split are warned about. Every training or scoring job waits for this check; it is not
+# retried (a retry cannot fix data).
+rule check_splits:
+    input:
+        unpack(split_files),
+        manifest="results/data/{dataset}/manifest.csv",
+    output:
+        check="results/data/{dataset}/split_check.json",
+    log:
+        "results/logs/check_splits/{dataset}.log",
+    benchmark:
+        "results/benchmarks/check_splits/{dataset}.tsv"
+    params:
+        dataset=dataset_cfg,
+        image_root=lambda wc: image_root(wc.dataset),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/check_splits.py"

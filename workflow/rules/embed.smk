@@ -6,6 +6,7 @@ rule embed:
         unpack(split_files),
         unpack(dataset_images),
         backbone="results/ssl/{dataset}/{method}/backbone.pt",
+        checked=split_check,
     output:
         labeled_train="results/embeddings/{dataset}/{method}/labeled_train.npz",
         test="results/embeddings/{dataset}/{method}/test.npz",

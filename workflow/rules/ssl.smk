@@ -1,20 +1,24 @@
 # Stage 3: self-supervised pretraining. Every method writes the backbone weights that the
-# embedding stage loads: results/ssl/{dataset}/{method}/backbone.pt
+# embedding stage loads: results/ssl/{dataset}/{method}/backbone.pt. One rule trains every
+# trainable kind (SSL_KINDS: dino, simclr, dclw, simsiam, vicreg); the method comes from the config
+# entry, and health.json holds the final collapse signals and verdict (medssl.ssl.collapse).
 
 
-rule pretrain_dino:
+rule pretrain_ssl:
     input:
         unpack(split_files),
         unpack(dataset_images),
+        checked=split_check,
     output:
         backbone="results/ssl/{dataset}/{method}/backbone.pt",
         train_log="results/ssl/{dataset}/{method}/train_log.csv",
+        health="results/ssl/{dataset}/{method}/health.json",
     log:
-        "results/logs/pretrain_dino/{dataset}/{method}.log",
+        "results/logs/pretrain_ssl/{dataset}/{method}.log",
     benchmark:
-        "results/benchmarks/pretrain_dino/{dataset}/{method}.tsv"
+        "results/benchmarks/pretrain_ssl/{dataset}/{method}.tsv"
     wildcard_constraints:
-        method=_alternation(_names(METHODS, "dino")),
+        method=_alternation(_trainable(METHODS)),
     params:
         dataset=dataset_cfg,
         method=method_cfg,
@@ -26,11 +30,12 @@ rule pretrain_dino:
     priority: 50
     resources:
         gpu=1,
+        attempt=lambda wc, attempt: attempt,  # read by medssl.runtime.fail_once
     retries: 2
     conda:
         "../../envs/torch.yaml"
     script:
-        "../scripts/pretrain_dino.py"
+        "../scripts/pretrain_ssl.py"
 
 
 rule init_random_backbone:

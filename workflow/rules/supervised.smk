@@ -9,6 +9,7 @@
 rule train_supervised:
     input:
         unpack(supervised_inputs),
+        checked=split_check,
     output:
         metrics="results/fits/{dataset}/{variant}/{baseline}/budget_{budget}/finetune/seed_{seed}.json",
         predictions="results/fits/{dataset}/{variant}/{baseline}/budget_{budget}/finetune/seed_{seed}.predictions.csv",
@@ -28,6 +29,7 @@ rule train_supervised:
     threads: 1
     resources:
         gpu=1,
+        attempt=lambda wc, attempt: attempt,  # read by medssl.runtime.fail_once
     retries: 1
     conda:
         "../../envs/torch.yaml"

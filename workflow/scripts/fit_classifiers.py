@@ -2,6 +2,7 @@
 predictions CSV per fit."""
 import pandas as pd
 
+from medssl.checks import check_disjoint, check_finite
 from medssl.classify import Embeddings, restrict_classes
 from medssl.fit_sweep import run_sweep
 from medssl.runtime import atomic_path, limit_threads, setup_logging, write_json
@@ -10,8 +11,12 @@ log = setup_logging(snakemake.log[0])
 limit_threads(1)  # each of the job's `threads` workers runs single-threaded BLAS
 wc = snakemake.wildcards
 params = snakemake.params
-_, test_variant = restrict_classes(Embeddings.load(snakemake.input.labeled_train),
-                                   Embeddings.load(snakemake.input.test), params.min_class_size)
+train = Embeddings.load(snakemake.input.labeled_train)
+test = Embeddings.load(snakemake.input.test)
+for path, emb in [(snakemake.input.labeled_train, train), (snakemake.input.test, test)]:
+    check_finite(emb.features, emb.images, path)
+check_disjoint({snakemake.input.labeled_train: train.images, snakemake.input.test: test.images})
+_, test_variant = restrict_classes(train, test, params.min_class_size)  # the test set the fits are scored on
 outputs = {p.split(f"{wc.method}/budget_", 1)[1].removesuffix(".json"): p for p in snakemake.output.metrics}
 log.info("%d fits (%d budgets x %d classifiers x %d seeds) on %d worker(s)", len(outputs), len(params.budgets),
          len(params.classifiers), len(params.seeds), snakemake.threads)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medssl.checks import check_inside_root
 from medssl.data import DatasetError, check_images, index_folder, index_npz, read_groups, read_manifest
 from medssl.runtime import atomic_path, limit_threads, setup_logging
 
@@ -29,6 +30,7 @@ elif source["kind"] == "folder":
         manifest = pd.concat([manifest, unlabeled], ignore_index=True)
 else:
     manifest = read_manifest(Path(source["manifest"]))
+    check_inside_root(manifest["image"].tolist(), root, source["manifest"])
     group_column = ds.get("split", {}).get("group_column")
     if group_column:  # a grouped split keeps e.g. all images of one lesion on one side
         manifest["group"] = read_groups(Path(source["manifest"]), group_column)

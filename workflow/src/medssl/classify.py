@@ -398,19 +398,35 @@ def roc_auc_ovr(y_true: np.ndarray, y_score: np.ndarray | None, n_classes: int,
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, y_score: np.ndarray | None = None,
           ) -> dict[str, Any]:
-    """Test-set metrics of one fit. macro-F1 and ROC AUC average over the classes present in `y_true`
-    (`roc_auc_ovr`); `y_score` [N, n_classes] are the per-class scores (None: roc_auc is NaN)."""
+    """Test-set metrics of one fit over the classes that have test images: a class without any has no
+    recall (None, not 0) and is left out of balanced accuracy and macro-F1; `y_score` [N, n_classes]
+    are the per-class scores for ROC AUC (None: roc_auc is NaN)."""
     labels = np.arange(n_classes)
+    recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     auc, per_class_auc = roc_auc_ovr(y_true, y_score, n_classes)
     return {
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
         "roc_auc": auc,
-        "per_class_recall": recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0).tolist(),
+        "per_class_recall": [float(r) if c in set(y_true.tolist()) else None for c, r in zip(labels, recall)],
         "per_class_roc_auc": per_class_auc,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+
+
+def class_coverage_fields(train_labels: np.ndarray, test_labels: np.ndarray, classes: Sequence[str]) -> dict:
+    """The classes a fit could not score (no test image) or cannot predict (no training image),
+    recorded with every fit and warned about."""
+    fields = {"classes_without_test_images": [c for i, c in enumerate(classes) if i not in set(test_labels.tolist())],
+              "classes_not_in_training": [c for i, c in enumerate(classes)
+                                          if i in set(test_labels.tolist()) and i not in set(train_labels.tolist())]}
+    if fields["classes_without_test_images"]:
+        log.warning("class(es) %s have no test image: not scored", fields["classes_without_test_images"])
+    if fields["classes_not_in_training"]:
+        log.warning("test class(es) %s have no training image: they cannot be predicted",
+                    fields["classes_not_in_training"])
+    return fields
 
 
 def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Sequence[int],
@@ -453,6 +469,7 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
                 "pool_class_counts": np.bincount(train.labels, minlength=n_classes).tolist(),
                 **score(test.labels, y_pred, n_classes, y_score),
                 "roc_auc_scores": score_source,
+                **class_coverage_fields(subset.labels, test.labels, train.classes),
                 "classes": list(train.classes),
                 "train_images": subset.images.tolist(),
                 "fit_seconds": seconds,

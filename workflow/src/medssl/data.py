@@ -49,7 +49,6 @@ __all__ = [
     "write_split",
     "check_images",
     "make_splits",
-    "check_disjoint",
     "ssl_pool",
     "load_image",
     "index_npz",
@@ -945,26 +944,6 @@ def make_splits(
     assert not test_set & set(train["image"]), "test overlaps labeled_train"
     assert not test_set & set(unl["image"]), "test overlaps unlabeled_train"
     return {"labeled_train": train, "unlabeled_train": unl, "test": test}
-
-
-def check_disjoint(splits: Mapping[str, pd.DataFrame], where: str = "splits") -> None:
-    """Refuse a test split that shares images with a training split (a leak), naming the overlap.
-
-    sparsam's published Endo files are such a case (2,628 of 2,666 test images also in
-    labeled_train); ``splits/endo/`` ships a repaired split instead (splits/README.md)."""
-    if "test" not in splits:
-        return
-    test = set(_clean_str(splits["test"]["image"]))
-    for name in ("labeled_train", "unlabeled_train"):
-        if name not in splits:
-            continue
-        shared = sorted(test & set(_clean_str(splits[name]["image"])))
-        if shared:
-            raise DatasetError(
-                f"{where}: {len(shared)} of the {len(test)} test images are also in {name} (a train/test "
-                f"leak), e.g. {shared[:3]}; use disjoint split files (for Endo the repaired splits/endo/, "
-                "not sparsam's published files)"
-            )
 
 
 def _grouped_split(lab: pd.DataFrame, groups: Mapping[str, str], test_fraction: float, seed: int):

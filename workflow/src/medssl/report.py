@@ -21,7 +21,8 @@ KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"
 #   macro over the classes in the test set; empty for a classifier without scores or a record that
 #   predates it), fit_seconds.
 TABLE_COLUMNS = ["dataset", "variant", "min_class_size", "method", "classifier", "arm", "budget",
-                 "budget_per_class", "seed", "n_train", "n_test", "n_classes", *METRICS, "fit_seconds"]
+                 "budget_per_class", "seed", "n_train", "n_test", "n_classes", *METRICS, "fit_seconds",
+                 "classes_not_scored"]  # classes without test images (';'-separated): not in the metrics
 SUPERVISED = "supervised"
 DL_ARM = "DL baseline"
 
@@ -50,6 +51,7 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
             "arm": arm_label(rec["method"], rec["classifier"], arm_labels),
             "budget": str(rec["budget"]),
             "budget_per_class": budget_per_class(rec["budget"], rec["pool_class_counts"]),
+            "classes_not_scored": ";".join(rec.get("classes_without_test_images", [])),
         })
     df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return df.sort_values(["dataset", "min_class_size", "method", "classifier", "budget_per_class", "seed"],

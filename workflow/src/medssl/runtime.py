@@ -181,3 +181,75 @@ def write_provenance(artifact: str | os.PathLike, config: dict | None = None) ->
     sidecar = Path(f"{artifact}.provenance.json")
     write_json(provenance(config), sidecar)
     return sidecar
+
+
+# Errors that a retry reproduces: bad data (medssl.data.DatasetError is a ValueError), bad config
+# values, a NaN loss (FloatingPointError). A killed process, a lost node or a CUDA error are not in
+# this list, so Snakemake's `retries` still re-runs those.
+DETERMINISTIC_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError, ImportError, NotImplementedError)
+
+
+class NotRetried(RuntimeError):
+    """A retry of a job whose previous attempt failed with a deterministic error."""
+
+
+@contextlib.contextmanager
+def fail_once(log_path: str | os.PathLike, attempt: int) -> Iterator[None]:
+    """Make Snakemake's `retries` re-run only failures a retry can fix.
+
+    Snakemake retries every failed job. Inside this block a deterministic error
+    (:data:`DETERMINISTIC_ERRORS`) leaves a marker next to the job's log; a retry of the job
+    (``attempt`` > 1) that finds the marker fails at once with the first attempt's message
+    instead of loading data and building the model again. A fresh run (attempt 1) starts clean."""
+    marker = Path(f"{log_path}.error")
+    if attempt > 1 and marker.exists():
+        raise NotRetried(f"not retried (attempt {attempt}): the first attempt failed with an error a retry "
+                         f"cannot fix; fix it and run again:\n{marker.read_text()}")
+    marker.unlink(missing_ok=True)
+    try:
+        yield
+    except DETERMINISTIC_ERRORS as err:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{type(err).__name__}: {err}\n")
+        raise
+
+
+def die_with_snakemake(poll_seconds: float = 1.0) -> None:
+    """End this job, and every process it started (torchrun and its ranks), when the Snakemake
+    process that runs it is gone, even killed with SIGKILL.
+
+    Snakemake runs a script job as ``snakemake -> bash -> python``; a SIGKILL of Snakemake reaches
+    neither (``PR_SET_PDEATHSIG`` would only watch bash), and an orphaned trainer would go on writing
+    the folder a rerun resumes from. A daemon thread watches the nearest ``snakemake`` ancestor
+    (or the parent when there is none) and kills this process tree when it ends."""
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    me = psutil.Process()
+    parents = me.parents()
+    watched = next((p for p in parents if any(Path(a).name == "snakemake" for a in _cmdline(p))),
+                   parents[0] if parents else None)
+    if watched is None:
+        return
+
+    def watch() -> None:
+        while watched.is_running() and watched.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(poll_seconds)
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-snakemake", daemon=True).start()
+
+
+def _cmdline(process) -> list[str]:
+    import psutil
+
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []

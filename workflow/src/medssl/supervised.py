@@ -38,7 +38,8 @@ from torch.nn import functional as F
 
 from medssl import runtime
 from medssl.augment import normalize
-from medssl.classify import Embeddings, budget_subset, class_weights, holdout_split, restrict_classes, score
+from medssl.classify import (Embeddings, budget_subset, class_coverage_fields, class_weights, holdout_split,
+                             restrict_classes, score)
 from medssl.data import ImageDataset, load_all
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,7 @@ def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | 
         "pool_class_counts": np.bincount(pool.labels, minlength=len(classes)).tolist(),
         **score(test_set.labels, y_pred, len(classes), y_score),
         "roc_auc_scores": "softmax",
+        **class_coverage_fields(subset.labels, test_set.labels, classes),
         "classes": list(classes),
         "train_images": subset.images.tolist(),
         "fit_seconds": time.perf_counter() - t0,

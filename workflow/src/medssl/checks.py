@@ -1,0 +1,244 @@
+"""Checks that stop bad input before anything trains.
+
+Two kinds, both naming the culprit (file, row, config key, class):
+
+* plan-time config checks (:func:`config_errors`), run by ``rules/common.smk`` while Snakemake
+  plans. They import only what they check (sklearn for an estimator, timm for a model name),
+  so this module keeps its top-level imports to the standard library;
+* data checks run by the first job that reads the splits (``check_splits``) and again, cheaply,
+  by every job that trains or scores (test/train overlap, paths outside the dataset root,
+  classes missing from a split, non-finite embeddings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+SHOW = 5  # culprits named in a message; the count gives the rest
+
+
+def _first(items: Sequence[str]) -> str:
+    items = list(items)
+    more = f" (and {len(items) - SHOW} more)" if len(items) > SHOW else ""
+    return ", ".join(repr(i) for i in items[:SHOW]) + more
+
+
+def _dataset_error(message: str) -> Exception:
+    from medssl.data import DatasetError  # lazy: medssl.data imports torch
+
+    return DatasetError(message)
+
+
+# --------------------------------------------------------------------------------------------
+# Data checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_disjoint(splits: Mapping[str, Iterable[str]], source: str = "splits") -> None:
+    """Refuse any image that is both in ``test`` and in a training split (labeled or unlabeled).
+
+    ``splits`` maps a split name (or file) to its image paths; ``test`` must be one of the keys
+    (a key ending in ``test`` or ``test.csv``). The message names the files, the overlap count
+    and the first images."""
+    test_keys = [k for k in splits if Path(str(k)).stem == "test"]
+    if not test_keys:
+        return
+    test = set(map(str, splits[test_keys[0]]))
+    for name, images in splits.items():
+        if name in test_keys:
+            continue
+        shared = sorted(test & set(map(str, images)))
+        if shared:
+            raise _dataset_error(
+                f"{source}: {len(shared)} of the {len(test)} test images are also in {name} (test split: "
+                f"{test_keys[0]}; a train/test leak; a test image must never be trained on): {_first(shared)}. "
+                "Use disjoint split files (for Endo the repaired splits/endo/, not sparsam's published files), or delete the split "
+                "files to have disjoint ones made from the split seed")
+
+
+def outside_root(image: str) -> bool:
+    """An absolute path, or one whose '..' parts leave the folder it is relative to."""
+    if PurePosixPath(image).is_absolute() or PureWindowsPath(image).is_absolute():
+        return True
+    parts = os.path.normpath(image.replace("\\", "/")).split(os.sep)
+    return parts[0] == ".."
+
+
+def check_inside_root(images: Sequence[str], root: str | Path, source: str,
+                      allowed: Sequence[str | Path] = ()) -> None:
+    """Refuse image paths that are absolute or leave ``root`` (``../../etc/passwd``), naming the
+    rows (line numbers of ``source``, header = line 1). ``allowed``: further folders the paths may
+    point into (a folder dataset's ``unlabeled_root``, as in the config)."""
+    root = Path(root)
+    extra = [os.path.abspath(a) for a in allowed]
+    bad = []
+    for line, image in enumerate(map(str, images), start=2):
+        if not outside_root(image):
+            continue
+        target = os.path.abspath(root / image)
+        if not PurePosixPath(image).is_absolute() and any(
+                target == a or target.startswith(a + os.sep) for a in extra):
+            continue
+        bad.append(f"line {line}: {image!r}")
+    if bad:
+        raise _dataset_error(
+            f"{source}: {len(bad)} image path(s) outside the dataset root {root} (paths must be "
+            f"relative to it, without '..' that leave it): " + "; ".join(bad[:SHOW])
+            + (f" (and {len(bad) - SHOW} more)" if len(bad) > SHOW else ""))
+
+
+def class_coverage(train_labels: Iterable[str], test_labels: Iterable[str],
+                   classes: Sequence[str]) -> dict[str, list[str]]:
+    """Classes of the config with no test image (not scored) and test classes with no labeled
+    training image (cannot be predicted)."""
+    train, test = set(map(str, train_labels)), set(map(str, test_labels))
+    return {"no_test_images": [c for c in classes if c not in test],
+            "not_in_training": [c for c in classes if c in test and c not in train]}
+
+
+def warn_class_coverage(coverage: Mapping[str, list[str]], source: str) -> list[str]:
+    """One warning per problem of :func:`class_coverage`; returns the messages."""
+    messages = []
+    if coverage["no_test_images"]:
+        messages.append(f"{source}: class(es) {coverage['no_test_images']} have no test image: they are "
+                        "not scored (left out of balanced accuracy and per-class recall, listed in each "
+                        "fit's 'classes_without_test_images')")
+    if coverage["not_in_training"]:
+        messages.append(f"{source}: class(es) {coverage['not_in_training']} are in the test split but have "
+                        "no labeled training image: no classifier can predict them (their recall is 0)")
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    return messages
+
+
+def check_finite(features, images: Sequence[str], source: str) -> None:
+    """Refuse embeddings with NaN or infinite values (a diverged backbone), naming the file and
+    the first images, before scikit-learn fails on them with an unrelated message."""
+    import numpy as np
+
+    bad = np.flatnonzero(~np.isfinite(np.asarray(features)).all(axis=1))
+    if len(bad):
+        raise _dataset_error(
+            f"{source}: {len(bad)} of {len(features)} embedding(s) contain NaN or infinite values "
+            f"(the backbone that made them diverged?), e.g. for {_first([str(images[i]) for i in bad])}")
+
+
+def check_splits(paths: Mapping[str, str | Path], manifest, root: str | Path, classes: Sequence[str],
+                 allowed: Sequence[str | Path] = ()) -> dict:
+    """Everything a training job relies on in the split files; returns a summary (counts, classes
+    per split, warnings). Images in the manifest were verified when it was indexed; the others (a
+    shipped split may list any file) are verified here."""
+    from medssl.data import check_images, read_split  # lazy: torch
+
+    import pandas as pd
+
+    splits = {name: read_split(Path(path), labeled=name != "unlabeled_train") for name, path in paths.items()}
+    for name, frame in splits.items():
+        check_inside_root(frame["image"].tolist(), root, str(paths[name]), allowed)
+    check_disjoint({str(paths[name]): frame["image"] for name, frame in splits.items()}, "split files")
+    listed = pd.concat([f[["image"]].assign(label=f["label"] if "label" in f else "") for f in splits.values()])
+    unverified = listed[~listed["image"].isin(set(manifest["image"]))].drop_duplicates("image")
+    check_images(unverified.reset_index(drop=True), Path(root), classes)
+    coverage = class_coverage(splits["labeled_train"]["label"], splits["test"]["label"], classes)
+    messages = warn_class_coverage(coverage, str(paths["test"]))
+    return {"images": {name: len(frame) for name, frame in splits.items()},
+            "classes": {name: sorted(set(frame["label"])) for name, frame in splits.items() if "label" in frame},
+            "verified_here": len(unverified), **coverage, "warnings": messages}
+
+
+def dataset_fingerprint(files: Iterable[str | Path]) -> str:
+    """A cheap fingerprint (path, size, mtime) of a dataset's files, as a rule param: when a file
+    is added, removed or rewritten, the param changes and Snakemake re-runs the indexing rule."""
+    digest = hashlib.sha1()
+    for path in sorted(map(str, files)):
+        try:
+            st = os.stat(path)
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+            continue
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def source_files(source: Mapping) -> list[str]:
+    """The files a dataset source is read from: the manifest, or every file under a folder."""
+    if source["kind"] == "manifest":
+        return [source["manifest"]]
+    if source["kind"] != "folder":
+        return []
+    files = []
+    for top in [source["root"], source.get("unlabeled_root")]:
+        for dirpath, dirnames, filenames in os.walk(top or "", followlinks=True) if top else []:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            files += [os.path.join(dirpath, f) for f in filenames if not f.startswith(".")]
+    return files
+
+
+# --------------------------------------------------------------------------------------------
+# Plan-time config checks
+# --------------------------------------------------------------------------------------------
+
+
+def estimator_errors(name: str, spec: Mapping) -> list[str]:
+    """An unknown estimator class or a parameter it does not take, naming the config key."""
+    key = f"evaluation.classifiers.{name}"
+    module, _, attr = spec["estimator"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        return [f"{key}.estimator: {spec['estimator']!r} cannot be imported ({err})"]
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return []
+    known = set(signature.parameters)
+    unknown = sorted(set(spec.get("params") or {}) - known)
+    if unknown:
+        return [f"{key}.params: {spec['estimator']} takes no parameter(s) {unknown}; it takes {sorted(known)}"]
+    return []
+
+
+def timm_model_errors(key: str, name: str) -> list[str]:
+    import timm  # only imported for this check
+
+    if timm.is_model(name):
+        return []
+    close = timm.list_models(f"*{name.split('_')[0]}*")[:5] if name else []
+    return [f"{key}: {name!r} is not a timm model" + (f" (similar: {close})" if close else "")]
+
+
+def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]:
+    """Every config error found by importing what the config names (the schema checks the rest).
+
+    Importing timm (and torch) costs seconds; with ``cache`` (a file) a config section that passed
+    once with the same package versions is not checked again, so re-planning stays fast."""
+    import importlib.metadata
+    import json
+
+    checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"]}
+    versions = {}
+    for package in ("scikit-learn", "timm", "medssl"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    key = hashlib.sha1(json.dumps([checked, versions], sort_keys=True, default=str).encode()).hexdigest()
+    if cache is not None and Path(cache).is_file() and key in Path(cache).read_text().split():
+        return []
+    errors = []
+    for name, spec in checked["classifiers"].items():
+        errors += estimator_errors(name, spec)
+    errors += timm_model_errors("backbone.name", checked["backbone"])
+    if cache is not None and not errors:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        with open(cache, "a") as fh:
+            fh.write(key + "\n")
+    return errors

@@ -1,0 +1,5 @@
+import sys
+
+from medssl.ssl.launch import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""Training settings shared by every SSL method (a method's config subclasses :class:`TrainConfig`).
+
+Each method adds its own keys and may change the defaults (DINO keeps the reference DINO values,
+the SmallDataSSL methods the paper's). Keys are the config's ``methods.<name>.params``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+# Keys that change how fast a run goes but not what it computes; they may differ on resume.
+OPERATIONAL_KEYS = frozenset({"num_workers", "device", "compile", "checkpoint_every_epochs",
+                              "fused_adamw", "grad_checkpointing"})
+
+
+@dataclass
+class TrainConfig:
+    """The trainer's keys; defaults are the reference DINO ones (REFERENCE 2.7)."""
+
+    epochs: int = 100
+    batch_size: int = 64  # global batch, split across ranks under DDP
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 5e-4  # with lr_reference_batch > 0 the lr used is lr * batch_size / lr_reference_batch
+    lr_reference_batch: int = 256  # 0: lr is used as given
+    lr_schedule: str = "cosine"  # cosine (warm-up, then cosine to min_lr) | constant
+    min_lr: float = 1e-6
+    warmup_epochs: float = 10
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    sgd_momentum: float = 0.0  # only for optimizer sgd
+    clip_mode: str = "norm"  # "norm" (DINO per-parameter L2) | "agc" (timm, sparsam) | "none"
+    clip_value: float = 3.0  # 3.0 for norm; 0.32 for agc
+    drop_path_rate: float = 0.0  # backbone stochastic depth (trained network only)
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU | bf16 | fp16 (GradScaler) | fp32
+    fused_adamw: bool = True  # only used where supported (CUDA)
+    grad_checkpointing: bool = False
+    compile: bool = False
+    checkpoint_every_epochs: int = 1  # 0 = only at the end
+    num_workers: int = -1  # -1 = derived from the available CPU threads
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+    label: ClassVar[str] = "SSL"  # the method's name in error messages
+
+    def __post_init__(self) -> None:
+        choices = {"clip_mode": ("norm", "agc", "none"), "precision": ("auto", "bf16", "fp16", "fp32"),
+                   "device": ("auto", "cpu", "cuda"), "optimizer": ("adamw", "sgd"),
+                   "lr_schedule": ("cosine", "constant")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{type(self).__name__}.{key}={getattr(self, key)!r}; expected one of {allowed}")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{type(self).__name__}.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"{type(self).__name__}.warmup_epochs={self.warmup_epochs} must lie in "
+                             f"[0, epochs={self.epochs}]")
+        for key in ("checkpoint_every_epochs", "lr_reference_batch"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{type(self).__name__}.{key} must be >= 0")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from a (YAML) mapping; unknown keys raise, numbers given as strings are converted.
+
+        PyYAML reads ``5e-4`` as a string, so float fields accept strings.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.label} config key(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(sorted(fields))})")
+        kwargs = {}
+        for key, value in d.items():
+            kind = fields[key].type
+            if kind == "float" and not isinstance(value, bool):
+                value = float(value)
+            elif kind == "int" and not isinstance(value, bool) and float(value) == int(float(value)):
+                value = int(float(value))
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{cls.label} config key {key} must be true/false, got {value!r}")
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def base_lr(self, global_batch: int) -> float:
+        return self.lr * global_batch / self.lr_reference_batch if self.lr_reference_batch else self.lr
+
+    def identity(self) -> dict:
+        """The keys that decide what a run computes (a checkpoint belongs to one identity)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in OPERATIONAL_KEYS}
+
+
+@dataclass
+class SmallDataConfig(TrainConfig):
+    """SmallDataSSL's optimisation (REFERENCE 3.4): SGD lr 1e-2, no momentum, no weight decay,
+    batch 64, 250 epochs, a constant lr, no clipping."""
+
+    epochs: int = 250
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    lr_reference_batch: int = 0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0
+    weight_decay: float = 0.0
+    weight_decay_end: float = 0.0
+    clip_mode: str = "none"
+
+
+def config_hash(*parts) -> str:
+    """A short stable hash of JSON-able parts (a run's identity)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# SmallDataSSL's two views (REFERENCE 3.3) as medssl.augment.MultiCropConfig keys: RandomResizedCrop to the
+# dataset's image_size (the paper resizes every image to 224 and crops 224 px views; the launcher fills it in),
+# horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.2, 0.1) always applied, grayscale 0.2, Gaussian blur
+# (kernel 23, sigma 0.1-2) with p 0.5 and solarisation with p 0.1 on both views, ImageNet normalisation.
+# The crop scale is (0.08, 1.0), the intended one; the paper's code has (0.08, 0.1), which
+# config/presets/smalldatassl_paper.yaml keeps.
+SMALLDATA_AUGMENTATION: dict = {
+    "n_local": 0, "global_scale": (0.08, 1.0), "hflip_p": 0.5, "vflip_p": 0.0,
+    "rotation_degrees": 0.0, "jitter_p": 1.0, "brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1,
+    "grayscale_p": 0.2, "blur_p": (0.5, 0.5, 0.5), "blur_sigma": (0.1, 2.0), "blur_kernel": 23,
+    "solarize_p": (0.1, 0.1, 0.1), "normalize": "imagenet",
+}

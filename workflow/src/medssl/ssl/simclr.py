@@ -1,0 +1,82 @@
+"""SimCLR (Chen et al. 2020) as SmallDataSSL's code: NT-Xent with τ = 0.5 on L2-normalised
+projections of the two views, projector 2048→512 (BN, ReLU)→128 (REFERENCE 3.1, 3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from medssl.ssl.backbone import PerViewWrapper, backbone_from_spec, feature_dim
+from medssl.ssl.base import Method, register
+from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
+
+
+@dataclass
+class SimCLRConfig(SmallDataConfig):
+    temperature: float = 0.5
+    proj_hidden_dim: int = 512
+    proj_dim: int = 128
+
+    label = "SimCLR"
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Linear → BatchNorm → ReLU → Linear, the head shape every SmallDataSSL projector has."""
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
+                         nn.Linear(hidden_dim, out_dim))
+
+
+class NormalizedProjector(nn.Module):
+    """SmallDataSSL's SimCLR/DCLW projector; the output is L2-normalised."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.mlp = mlp(in_dim, hidden_dim, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(x), dim=-1)
+
+
+class NTXentLoss(nn.Module):
+    """Mean over the 2B anchors of −log(exp(s_pos/τ) / Σ_{k≠i} exp(s_ik/τ)), Z = [z1; z2] unit rows;
+    the denominator holds the positive and the 2B − 2 negatives."""
+
+    def __init__(self, temperature: float = 0.5):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([z1, z2]).float()
+        sim = z @ z.T / self.temperature
+        sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
+        pos = (z1.float() * z2.float()).sum(-1) / self.temperature
+        return (torch.logsumexp(sim, dim=1) - pos.repeat(2)).mean()
+
+
+def two_view_model(cfg, backbone_spec: dict, head_fn) -> PerViewWrapper:
+    backbone = backbone_from_spec(backbone_spec, cfg.drop_path_rate)
+    return PerViewWrapper(backbone, head_fn(feature_dim(backbone)))
+
+
+@register
+class SimCLR(Method):
+    kind = "simclr"
+    Config = SimCLRConfig
+    augmentation_defaults = SMALLDATA_AUGMENTATION
+
+    @classmethod
+    def build(cls, cfg: SimCLRConfig, backbone_spec: dict, n_views: int) -> "SimCLR":
+        model = two_view_model(cfg, backbone_spec,
+                               lambda d: NormalizedProjector(d, cfg.proj_hidden_dim, cfg.proj_dim))
+        return cls(cfg, model, cls.criterion_for(cfg))
+
+    @staticmethod
+    def criterion_for(cfg: SimCLRConfig) -> nn.Module:
+        return NTXentLoss(cfg.temperature)
+
+    def loss(self, model, views, it, sched):
+        z1, z2 = model(views[:2])
+        return self.criterion(z1, z2), {}

@@ -1,0 +1,64 @@
+"""SimSiam (Chen & He 2021). SmallDataSSL's code has no predictor: the symmetric stop-gradient
+cosine is applied to the projector outputs (REFERENCE 3.1, 3.2; prone to collapse). ``predictor:
+true`` adds the real SimSiam predictor proj_dim → predictor_hidden_dim (BN, ReLU) → proj_dim
+(2048 → 512 → 2048 with proj_dim 2048, config/presets/smalldatassl_simsiam_predictor.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from medssl.ssl.base import Method, register
+from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
+from medssl.ssl.simclr import mlp, two_view_model
+
+
+@dataclass
+class SimSiamConfig(SmallDataConfig):
+    proj_hidden_dim: int = 2048
+    proj_dim: int = 512
+    predictor: bool = False
+    predictor_hidden_dim: int = 512
+
+    label = "SimSiam"
+
+
+class SimSiamHead(nn.Module):
+    """Projector, and the predictor when there is one: returns (z, p), p = z without a predictor."""
+
+    def __init__(self, in_dim: int, cfg: SimSiamConfig):
+        super().__init__()
+        self.projector = mlp(in_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+        self.predictor = mlp(cfg.proj_dim, cfg.predictor_hidden_dim, cfg.proj_dim) if cfg.predictor else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.projector(x)
+        return z, (self.predictor(z) if self.predictor is not None else z)
+
+
+class SimSiamLoss(nn.Module):
+    """0.5·(−cos(p1, sg(z2))) + 0.5·(−cos(p2, sg(z1))), averaged over the batch."""
+
+    def forward(self, p1, z1, p2, z2) -> torch.Tensor:
+        def d(p, z):
+            return -F.cosine_similarity(p.float(), z.detach().float(), dim=-1).mean()
+
+        return 0.5 * d(p1, z2) + 0.5 * d(p2, z1)
+
+
+@register
+class SimSiam(Method):
+    kind = "simsiam"
+    Config = SimSiamConfig
+    augmentation_defaults = SMALLDATA_AUGMENTATION
+
+    @classmethod
+    def build(cls, cfg: SimSiamConfig, backbone_spec: dict, n_views: int) -> "SimSiam":
+        return cls(cfg, two_view_model(cfg, backbone_spec, lambda d: SimSiamHead(d, cfg)), SimSiamLoss())
+
+    def loss(self, model, views, it, sched):
+        (z1, p1), (z2, p2) = model(views[:2])
+        return self.criterion(p1, z1, p2, z2), {}
