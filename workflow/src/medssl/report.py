@@ -309,12 +309,13 @@ def plot_label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]
 
 
 def mean_confusion(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Row-normalised confusion matrices averaged over seeds: (mean, std)."""
+    """Row-normalised confusion matrices averaged over seeds: (mean, std); the row of a class
+    without test images is NaN (not scored), not 0."""
     mats = []
     for rec in records:
         cm = np.asarray(rec["confusion_matrix"], dtype=float)
         rows = cm.sum(axis=1, keepdims=True)
-        mats.append(np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0))
+        mats.append(np.divide(cm, rows, out=np.full_like(cm, np.nan), where=rows > 0))
     stack = np.stack(mats)
     return stack.mean(axis=0), stack.std(axis=0)
 
@@ -361,7 +362,9 @@ def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
     ax.imshow(mean, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i in range(n):
         for j in range(n):
-            if mean[i, j] >= 0.005 or i == j:
+            if np.isnan(mean[i, j]) and i == j:  # no test images: not scored
+                ax.text(j, i, "–", ha="center", va="center", fontsize=6)
+            elif mean[i, j] >= 0.005 or i == j:
                 ax.text(j, i, f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if mean[i, j] > 0.5 else "black")
     ax.set_yticks(range(n), names, fontsize=7)
