@@ -1,13 +1,18 @@
-"""The whole DAG on the tiny config, for real, in a scratch working directory."""
+"""The whole DAG on the tiny config (.test/config/config.yaml, the workflow catalog's test case), for
+real, in a scratch working directory; then again as a Snakemake module of another workflow."""
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 from snakemake_runner import REPO, run_snakemake
 
-TINY = REPO / "tests" / "config" / "tiny.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"  # a link to tests/config/tiny.yaml
 
 
 def snakemake(workdir, *args, configfile=TINY, check=True, timeout=900):
@@ -120,23 +125,91 @@ def test_intermediate_artifacts_are_inspectable(tiny_run):
         assert log[["loss", "embedding_std_ratio", "effective_rank"]].notna().all().all()
 
 
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+PROBE = REPO / "tests" / "browser" / "report_probe.js"
+
+
+def open_in_chromium(html_path, tmp_path):
+    """What a reader sees: the report opened in headless Chromium, clicked through by
+    tests/browser/report_probe.js ({result path: what its eye button showed})."""
+    page = tmp_path / "report_probed.html"
+    html = html_path.read_text()
+    end = html.rindex("</body>")
+    page.write_text(html[:end] + "<script>" + PROBE.read_text() + "</script>" + html[end:])
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=60000", "--dump-dom",
+           page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
+    found = re.search(r'<pre id="medssl-probe">(.*?)</pre>', dom[dom.rfind('<pre id="medssl-probe">'):], re.S)
+    assert found, f"the report's page never finished rendering:\n{dom[-2000:]}"
+    import html as html_module
+    return json.loads(html_module.unescape(found.group(1)))
+
+
 @pytest.mark.slow
-def test_report_bundles_figures_tables_and_config(tiny_run):
+def test_report_renders_figures_tables_and_config_in_a_browser(tiny_run, tmp_path):
+    """`snakemake --report results/report.html` as the README says, then opened in a real browser."""
     snakemake(tiny_run, "--report", "results/report.html", timeout=300)
-    html = (tiny_run / "results/report.html").read_text(errors="replace")
-    for name in ["fig1_balanced_accuracy.png", "fig2_balanced_accuracy_min_class_size.png", "confusion_matrix.png",
-                 "summary.csv", "paired_comparison.csv", "config.yaml"]:
-        assert name in html, name
+    if CHROMIUM is None:
+        pytest.skip("no Chromium (.ci/run installs Debian's `chromium` with apt where it runs as root)")
+    probe = open_in_chromium(tiny_run / "results/report.html", tmp_path)
+    assert probe.get("done"), probe
+    assert probe["ruleGraph"], "the start page drew no rule graph"
+    shown = probe["shown"]
+    for figure in ["results/figures/fig1_balanced_accuracy.png", "results/figures/fig2_balanced_accuracy_min_class_size.png",
+                   "results/figures/tiny/balanced_accuracy.png", "results/figures/tiny/confusion_matrix.png"]:
+        img = shown[figure].get("img") or {}
+        assert img.get("width", 0) > 200 and img.get("height", 0) > 200, (figure, shown[figure])  # decoded
+    for table, column in [("metrics", "balanced_accuracy"), ("summary", "balanced_accuracy_mean"),
+                          ("paired_comparison", "budget")]:
+        head = shown[f"results/tables/{table}.csv"].get("head") or [""]
+        assert column in head[0].split(","), (table, head)  # the table's content, as a reader downloads it
+    assert "head" in shown["results/tables/label_efficiency.csv"], shown["results/tables/label_efficiency.csv"]
+    assert any(shown["results/config.yaml"].get("head") or []), shown["results/config.yaml"]
+
+
+# What a user writes to use medssl inside a larger analysis: its own config passed to the module,
+# every rule imported under a prefix.
+HOST_SNAKEFILE = """\
+configfile: "config/medssl.yaml"
+
+
+module medssl:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from medssl as medssl_*
+
+
+rule all:
+    input:
+        rules.medssl_all.input,
+    default_target: True
+"""
 
 
 @pytest.mark.slow
-def test_rerun_gives_identical_tables(tiny_run, tmp_path):
-    """Same config, fresh directory: the same table, bit for bit (fit timings aside)."""
-    snakemake(tmp_path, "--cores", "2")
+def test_as_a_module_of_another_workflow_gives_identical_tables(tiny_run, tmp_path):
+    """The same config through a host workflow in another folder: the same table, bit for bit (fit
+    timings aside), so the module finds its schema, scripts and package wherever it is used from."""
+    host = tmp_path / "host"
+    (host / "config").mkdir(parents=True)
+    shutil.copy(TINY, host / "config" / "medssl.yaml")
+    (host / "Snakefile").write_text(HOST_SNAKEFILE.format(snakefile=REPO / "workflow" / "Snakefile"))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=host, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert re.search(r"rule medssl_fit_classifiers:", proc.stdout + proc.stderr)
     drop = ["fit_seconds"]
     a = pd.read_csv(tiny_run / "results/tables/metrics.csv").drop(columns=drop)
-    b = pd.read_csv(tmp_path / "results/tables/metrics.csv").drop(columns=drop)
+    b = pd.read_csv(host / "results/tables/metrics.csv").drop(columns=drop)
     pd.testing.assert_frame_equal(a, b)
+    assert (host / "results/figures/fig1_balanced_accuracy.png").stat().st_size > 0
 
 
 def _bad_config(tmp_path, mutate):
@@ -165,7 +238,7 @@ def test_paper_config_plans_the_whole_dag_without_data(tmp_path):
     proc = snakemake(tmp_path, "-n", configfile=REPO / "config/paper.yaml", timeout=120)
     config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
     n_variants = sum(1 + bool(d.get("min_class_size")) for d in config["datasets"].values())
-    n_fit_jobs = n_variants * len(config["methods"]) * len(config["evaluation"]["budgets"])
+    n_fit_jobs = n_variants * len(config["methods"])  # one job does every budget, classifier and seed
     planned = re.search(r"^fit_classifiers\s+(\d+)$", proc.stdout, re.M)
     assert planned and int(planned.group(1)) == n_fit_jobs
     n_supervised = n_variants * len(config["evaluation"]["budgets"]) * len(config["evaluation"]["seeds"])

@@ -193,7 +193,15 @@ def split_check(wildcards):
 
 # Datasets whose split CSVs are not shipped in splits/<dataset>/ get them made by `make_splits`.
 # Once written, splits are part of the dataset definition (delete the folder to re-split).
-SHIPPED_SPLITS = [d for d in DATASETS if Path(f"splits/{d}/labeled_train.csv").exists()]
+# Split folders: splits/<dataset>/ of the working directory, else the one shipped beside this
+# workflow (so that a host workflow that uses this one as a module finds the shipped splits too).
+_WORKFLOW_SPLITS = Path(workflow.current_basedir).parents[1] / "splits"
+SPLIT_DIRS = {
+    d: (f"splits/{d}" if Path(f"splits/{d}/labeled_train.csv").exists()
+        or not (_WORKFLOW_SPLITS / d / "labeled_train.csv").exists() else str(_WORKFLOW_SPLITS / d))
+    for d in DATASETS
+}
+SHIPPED_SPLITS = [d for d in DATASETS if Path(SPLIT_DIRS[d], "labeled_train.csv").exists()]
 
 
 wildcard_constraints:
@@ -225,13 +233,13 @@ def image_root(dataset):
 
 
 def split_files(wildcards):
-    d = wildcards.dataset
+    folder = SPLIT_DIRS[wildcards.dataset]
     files = {
-        "labeled_train": f"splits/{d}/labeled_train.csv",
-        "test": f"splits/{d}/test.csv",
+        "labeled_train": f"{folder}/labeled_train.csv",
+        "test": f"{folder}/test.csv",
     }
-    unlabeled = f"splits/{d}/unlabeled_train.csv"
-    if d not in SHIPPED_SPLITS or Path(unlabeled).exists():
+    unlabeled = f"{folder}/unlabeled_train.csv"
+    if wildcards.dataset not in SHIPPED_SPLITS or Path(unlabeled).exists():
         files["unlabeled_train"] = unlabeled
     return files
 
@@ -245,10 +253,10 @@ def dataset_images(wildcards):
 
 def supervised_inputs(wildcards):
     """The DL baseline reads the images of the labeled pool and the test set (no SSL pool)."""
-    d = wildcards.dataset
+    folder = SPLIT_DIRS[wildcards.dataset]
     return {
-        "labeled_train": f"splits/{d}/labeled_train.csv",
-        "test": f"splits/{d}/test.csv",
+        "labeled_train": f"{folder}/labeled_train.csv",
+        "test": f"{folder}/test.csv",
         **dataset_images(wildcards),
     }
 
