@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Single-node SLURM (Debian 12: slurm-wlm 22.05.8) on localhost, no systemd needed, for the
 # cluster tests (pytest -m slurm, tests/test_slurm.py) and for trying profiles/slurm on one machine
-# (profile: tests/profiles/slurm-ci; partition `debug`, account `ci`). Run as root; ~50 s the first
+# (partition `debug`, account `ci`; profiles/README.md says how to point profiles/slurm at it). Run as root; ~50 s the first
 # time (apt), a few seconds when already installed/running. Copied from the project's shared tooling.
 # Idempotent: installs missing packages, (re)writes config, starts only what is not running,
 # restarts the SLURM daemons if the generated config changed.
@@ -11,8 +11,10 @@
 #      FAKE_GPU=1   (default here) advertise one fake GPU (File=/dev/null) so gpu=1 jobs are scheduled;
 #                   FAKE_GPU=0 for a CPU-only node (the workflow's GPU jobs are then refused)
 #      SLURM_ACCOUNT=ci  account created in slurmdbd for root (and $SUDO_USER)
+#      NODE_MEM_MB=N  advertise N MB of node memory (default: the real amount), so that jobs sized for
+#                   the paper by profiles/default (up to 64 GB) are scheduled on a small test machine
 set -euo pipefail
-WITH_DBD=${WITH_DBD:-1}; FAKE_GPU=${FAKE_GPU:-1}; ACCOUNT=${SLURM_ACCOUNT:-ci}
+WITH_DBD=${WITH_DBD:-1}; FAKE_GPU=${FAKE_GPU:-1}; ACCOUNT=${SLURM_ACCOUNT:-ci}; NODE_MEM_MB=${NODE_MEM_MB:-}
 PIDS="/run/slurmd.pid /run/slurmctld.pid /run/slurmdbd.pid /run/mysqld/mysqld.pid /run/munge/munged.pid"
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 waitfor() { for _ in $(seq 1 "$1"); do if eval "$2" >/dev/null 2>&1; then return 0; fi; sleep 0.5; done; echo "timeout: $2" >&2; return 1; }
@@ -36,6 +38,8 @@ waitfor 20 "munge -n | unmunge"
 
 # 3. slurm.conf (hardware taken from `slurmd -C`; NodeName=localhost, slurmd started with -N localhost)
 HW=$(slurmd -C | sed -n '1s/^NodeName=[^ ]* //p')
+OVERRIDES=""
+if [ -n "$NODE_MEM_MB" ]; then HW=$(echo "$HW" | sed "s/RealMemory=[0-9]*/RealMemory=$NODE_MEM_MB/"); OVERRIDES="SlurmdParameters=config_overrides"; fi
 if [ "$WITH_DBD" = 1 ]; then
   ACCT=$'AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\nAccountingStorageTRES=gres/gpu'
 else
@@ -61,6 +65,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
+$OVERRIDES
 ReturnToService=2
 MinJobAge=300
 JobAcctGatherType=jobacct_gather/linux

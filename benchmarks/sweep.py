@@ -4,10 +4,10 @@ Data: a labeled pool of 17,731 x 384 and a test set of 7,600 with the ISIC 2019 
 paper's splits (8 classes, NV 9,012 ... DF 167), Gaussian class clusters, written as the pair of
 .npz files that the embedding stage writes.
 
-  pipeline    every budget is one process, as one `fit_classifiers` job: it loads the .npz pair and
-              calls medssl.classify.run_budget (one PowerTransformer -> PCA per labeled subset, shared
-              by SVM, kNN and LR); `--jobs` processes at a time (= `snakemake --cores`), one BLAS
-              thread each, the largest budgets first.
+  pipeline    one `fit_classifiers` job: one process that calls medssl.fit_sweep.run_sweep, which
+              spreads the (budget, seed) tasks, largest first, over `--jobs` worker processes (the
+              job's threads), one BLAS thread each; one PowerTransformer -> PCA per labeled subset,
+              shared by SVM, kNN and LR.
   sequential  one loop in one process, as sparsam's reproduce_results.py: for every budget, seed and
               classifier a fresh sklearn Pipeline([PowerTransformer(), PCA(), classifier]) on the same
               subset (medssl.classify.sample_budget), BLAS free to use every core.
@@ -26,6 +26,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -39,9 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 ISIC_TRAIN = {"MEL": 3165, "NV": 9012, "BCC": 2326, "AK": 607, "BKL": 1837, "DF": 167, "VASC": 177, "SCC": 440}
 ISIC_TEST = {"MEL": 1357, "NV": 3863, "BCC": 997, "AK": 260, "BKL": 787, "DF": 72, "VASC": 76, "SCC": 188}
 ALL_BUDGETS = ["1", "5", "10", "25", "50", "100", "250", "500", "1000", "all"]
-BLAS_VARS = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-             "NUMEXPR_NUM_THREADS"]
-
 
 def make_embeddings(folder: Path, dim: int = 384, seed: int = 0) -> tuple[Path, Path]:
     """Class means on a sphere plus a shared random covariance; overlap so that accuracy rises with
@@ -64,41 +62,54 @@ def make_embeddings(folder: Path, dim: int = 384, seed: int = 0) -> tuple[Path, 
     return paths[0], paths[1]
 
 
-def paper_classifiers() -> dict:
+# Faster stand-ins for the paper's SVC(probability=True), measured beside it (--classifiers).
+FAST = {
+    "svm_noprob": {"estimator": "sklearn.svm.SVC", "predict": "predict",
+                   "params": {"kernel": "rbf", "C": 1.0, "gamma": "scale", "class_weight": "balanced",
+                              "break_ties": True, "cache_size": 2000}},
+    "linear_svm": {"estimator": "sklearn.svm.LinearSVC", "predict": "predict",
+                   "params": {"C": 0.01, "class_weight": "balanced", "dual": False, "max_iter": 5000}},
+}
+
+
+def paper_classifiers(names: list[str] | None = None) -> dict:
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    return {k: config["evaluation"]["classifiers"][k] for k in ["svm", "knn", "logreg"]}
+    available = {**{k: config["evaluation"]["classifiers"][k] for k in ["svm", "knn", "logreg"]}, **FAST}
+    names = names or ["svm", "knn", "logreg"]
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise SystemExit(f"--classifiers: unknown {unknown}; choose from {sorted(available)}")
+    return {k: available[k] for k in names}
 
 
-def _pipeline_job(train_path: str, test_path: str, budget: str, seeds: list[int], classifiers: dict) -> dict:
-    """One fit_classifiers job: a fresh process that loads the pair and runs run_budget."""
-    t0 = time.perf_counter()
-    from medssl.classify import Embeddings, run_budget
+def _pipeline_job(train_path: str, test_path: str, budgets: list[str], seeds: list[int], classifiers: dict,
+                  jobs: int) -> dict:
+    """One fit_classifiers job: a fresh process that runs the whole sweep with `jobs` workers."""
+    from medssl.fit_sweep import run_sweep
+    from medssl.runtime import limit_threads
 
-    train, test = Embeddings.load(train_path), Embeddings.load(test_path)
-    scores = {}
-    for name, seed, record, _ in run_budget(train, test, budget, seeds, classifiers, ["power_transform", "pca"]):
-        scores[f"{budget}/{seed}/{name}"] = record["balanced_accuracy"]
-    return {"budget": budget, "seconds": time.perf_counter() - t0, "scores": scores}
+    limit_threads(1)
+    scores, fit_seconds, per_budget, cpu_seconds = {}, {}, {}, {}
+    for budget, name, seed, record, _ in run_sweep(train_path, test_path, budgets, seeds, classifiers,
+                                                   ["power_transform", "pca"], workers=jobs):
+        key = f"{budget}/{seed}/{name}"
+        scores[key], fit_seconds[key] = record["balanced_accuracy"], record["fit_seconds"]
+        cpu_seconds[key] = record["fit_cpu_seconds"]
+        per_budget[budget] = per_budget.get(budget, 0.0) + record["fit_seconds"]
+        print(f"  pipeline {key}: {record['fit_seconds']:.1f} s, CPU {record['fit_cpu_seconds']:.1f} s "
+              f"(n_train {record['n_train']})", flush=True)
+    return {"scores": scores, "fit_seconds": fit_seconds, "per_budget": per_budget, "cpu_seconds": cpu_seconds}
 
 
 def run_pipeline(train: Path, test: Path, budgets: list[str], seeds: list[int], classifiers: dict,
-                 jobs: int) -> tuple[float, dict, dict]:
-    for var in BLAS_VARS:  # Snakemake gives each job its `threads: 1`
-        os.environ[var] = "1"
+                 jobs: int) -> tuple[float, dict, dict, dict]:
     ctx = multiprocessing.get_context("spawn")
-    order = sorted(budgets, key=lambda b: -(10**9 if b == "all" else int(b)))  # longest jobs first
-    t0 = time.perf_counter()
-    scores, per_job = {}, {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_pipeline_job, str(train), str(test), b, seeds, classifiers) for b in order]
-        for fut in as_completed(futures):
-            out = fut.result()
-            scores.update(out["scores"])
-            per_job[out["budget"]] = round(out["seconds"], 2)
-            print(f"  pipeline budget {out['budget']}: {out['seconds']:.1f} s", flush=True)
-    for var in BLAS_VARS:
-        os.environ.pop(var, None)
-    return time.perf_counter() - t0, scores, per_job
+    t0, cpu0 = time.perf_counter(), children_cpu()
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        out = pool.submit(_pipeline_job, str(train), str(test), budgets, seeds, classifiers, jobs).result()
+    per_budget = {b: round(v, 2) for b, v in out["per_budget"].items()}
+    out["total_cpu"] = children_cpu() - cpu0
+    return time.perf_counter() - t0, out["scores"], per_budget, out
 
 
 def _sequential(train_path: str, test_path: str, budgets: list[str], seeds: list[int], classifiers: dict) -> dict:
@@ -111,29 +122,43 @@ def _sequential(train_path: str, test_path: str, budgets: list[str], seeds: list
     from medssl.classify import Embeddings, build_classifier, predict, sample_budget
 
     train, test = Embeddings.load(train_path), Embeddings.load(test_path)
-    scores, per_budget = {}, {}
+    scores, per_budget, fit_seconds, cpu_seconds = {}, {}, {}, {}
     for budget in budgets:
         tb = time.perf_counter()
         for seed in seeds:
             index = sample_budget(train.labels, budget, seed)
             for name, spec in classifiers.items():
+                tf, cf = time.perf_counter(), time.process_time()
                 pipe = Pipeline([("power", PowerTransformer()), ("pca", PCA(random_state=seed)),
                                  ("clf", build_classifier(spec, random_state=seed))])
                 pipe.fit(train.features[index], train.labels[index])
                 y_pred = predict(pipe, test.features, spec.get("predict", "predict"))
                 scores[f"{budget}/{seed}/{name}"] = float(balanced_accuracy_score(test.labels, y_pred))
+                fit_seconds[f"{budget}/{seed}/{name}"] = time.perf_counter() - tf
+                cpu_seconds[f"{budget}/{seed}/{name}"] = time.process_time() - cf
+                print(f"  sequential {budget}/{seed}/{name}: {fit_seconds[f'{budget}/{seed}/{name}']:.1f} s "
+                      f"(n_train {len(index)})", flush=True)
         per_budget[budget] = round(time.perf_counter() - tb, 2)
         print(f"  sequential budget {budget}: {per_budget[budget]:.1f} s", flush=True)
-    return {"seconds": time.perf_counter() - t0, "scores": scores, "per_budget": per_budget}
+    return {"seconds": time.perf_counter() - t0, "scores": scores, "per_budget": per_budget,
+            "fit_seconds": fit_seconds, "cpu_seconds": cpu_seconds}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process, their children included: the
+    work done, whatever else runs on the machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_sequential(train: Path, test: Path, budgets: list[str], seeds: list[int], classifiers: dict):
     """In a fresh process too, so that both timings include the same start-up and imports."""
     ctx = multiprocessing.get_context("spawn")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), children_cpu()
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         out = pool.submit(_sequential, str(train), str(test), budgets, seeds, classifiers).result()
-    return time.perf_counter() - t0, out["scores"], out["per_budget"]
+    out["total_cpu"] = children_cpu() - cpu0
+    return time.perf_counter() - t0, out["scores"], out["per_budget"], out
 
 
 def main(argv=None) -> int:
@@ -144,6 +169,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="budgets 1..100 and seeds 0,1")
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
                         help="parallel fit jobs of the pipeline (= snakemake --cores); default: CPU count")
+    parser.add_argument("--classifiers", help="comma separated: svm,knn,logreg (default; the paper's) "
+                        f"and faster stand-ins {','.join(FAST)}")
     parser.add_argument("--mode", choices=["both", "pipeline", "sequential"], default="both")
     parser.add_argument("--data", type=Path, help="folder for the synthetic .npz pair (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "sweep.json")
@@ -151,7 +178,7 @@ def main(argv=None) -> int:
     budgets = (args.budgets.split(",") if args.budgets else
                ["1", "5", "10", "25", "50", "100"] if args.quick else ALL_BUDGETS)
     seeds = [int(s) for s in ("0,1" if args.quick and args.seeds == "0,1,2,3,4" else args.seeds).split(",")]
-    classifiers = paper_classifiers()
+    classifiers = paper_classifiers(args.classifiers.split(",") if args.classifiers else None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -162,14 +189,20 @@ def main(argv=None) -> int:
                   "n_fits": len(budgets) * len(seeds) * len(classifiers), "cpu_count": os.cpu_count()}
         runs = {}
         if args.mode in ("both", "pipeline"):
-            seconds, scores, per = run_pipeline(train, test, budgets, seeds, classifiers, args.jobs)
+            seconds, scores, per, out = run_pipeline(train, test, budgets, seeds, classifiers, args.jobs)
             runs["pipeline"] = scores
-            result["pipeline_seconds"], result["pipeline_per_job_seconds"] = round(seconds, 1), per
+            result["pipeline_seconds"], result["pipeline_per_budget_fit_seconds"] = round(seconds, 1), per
+            result["pipeline_cpu_seconds"] = round(out["total_cpu"], 1)
+            result["pipeline_fit_seconds"] = {k: round(v, 3) for k, v in out["fit_seconds"].items()}
+            result["pipeline_fit_cpu_seconds"] = {k: round(v, 3) for k, v in out["cpu_seconds"].items()}
             print(f"pipeline (run_budget, {args.jobs} parallel jobs): {seconds:.1f} s", flush=True)
         if args.mode in ("both", "sequential"):
-            seconds, scores, per = run_sequential(train, test, budgets, seeds, classifiers)
+            seconds, scores, per, out = run_sequential(train, test, budgets, seeds, classifiers)
             runs["sequential"] = scores
             result["sequential_seconds"], result["sequential_per_budget_seconds"] = round(seconds, 1), per
+            result["sequential_cpu_seconds"] = round(out["total_cpu"], 1)
+            result["sequential_fit_seconds"] = {k: round(v, 3) for k, v in out["fit_seconds"].items()}
+            result["sequential_fit_cpu_seconds"] = {k: round(v, 3) for k, v in out["cpu_seconds"].items()}
             print(f"sequential loop (fresh Pipeline per fit): {seconds:.1f} s", flush=True)
     if len(runs) == 2:
         a, b = runs["pipeline"], runs["sequential"]
@@ -177,9 +210,11 @@ def main(argv=None) -> int:
         result["same_fits"] = sorted(a) == sorted(b)
         result["max_abs_balanced_accuracy_difference"] = diff
         result["speedup"] = round(result["sequential_seconds"] / result["pipeline_seconds"], 2)
+        result["cpu_ratio"] = round(result["sequential_cpu_seconds"] / max(result["pipeline_cpu_seconds"], 1e-9), 2)
         print(f"same numbers: {result['same_fits'] and diff < 1e-9} (max |difference| {diff:.2e}); "
-              f"speed-up {result['speedup']}x", flush=True)
+              f"speed-up {result['speedup']}x wall, {result['cpu_ratio']}x CPU", flush=True)
     result["balanced_accuracy"] = runs.get("pipeline") or runs.get("sequential")
+    result["n_train"] = {b: sum(c if b == "all" else min(c, int(b)) for c in ISIC_TRAIN.values()) for b in budgets}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -1,32 +1,30 @@
-"""The execution profiles: well-formed, and the CI profile is profiles/slurm with only cluster values changed.
+"""The execution profiles, the Snakemake 8+ way.
 
-tests/test_slurm.py runs the workflow through tests/profiles/slurm-ci on a real (single-node) SLURM.
-That proves profiles/slurm only as long as the two files agree on everything that is not specific to a
-cluster (executor, retries, groups, GPU requests, ...). This test fails as soon as they drift apart.
+- profiles/default: the workflow profile, loaded by Snakemake by itself from the repository root, holds
+  what each rule needs (memory, run time, GPUs).
+- profiles/slurm, profiles/local: what a cluster or a machine adds (executor, account, partitions, CPUs).
+
+Snakemake does not merge a key set in both a --profile and the workflow profile (the workflow profile's
+value wins), so the two halves must not share a key. tests/test_slurm.py installs profiles/slurm as the
+README says and runs `snakemake --profile slurm` on a real single-node cluster.
 """
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "profiles" / "default" / "config.v8+.yaml"
 SLURM = REPO / "profiles" / "slurm" / "config.v8+.yaml"
-CI = REPO / "tests" / "profiles" / "slurm-ci" / "config.v8+.yaml"
 LOCAL = REPO / "profiles" / "local" / "config.v8+.yaml"
-
-# Top-level options the CI profile may set differently: the config it runs and how fast it polls.
-ALLOWED_TOP = {
-    "configfile",
-    "jobs",
-    "latency-wait",
-    "slurm-init-seconds-before-status-checks",
-    "seconds-between-status-checks",
-}
-# Resources (in default-resources / set-resources) that depend on the cluster, not on the workflow.
-ALLOWED_RESOURCES = {"slurm_partition", "slurm_account", "runtime", "mem_mb", "cpus_per_task"}  # node sizes
-GPU_RULES = ["pretrain_ssl", "train_supervised"]
+TINY = REPO / "tests" / "config" / "tiny.yaml"
 FORBIDDEN_IN_SLURM_EXTRA = re.compile(r"--(gres|gpus|mem|partition|time|account|cpus)")
+# Rules that declare `gpu=1` in their resources (pretraining, the DL baseline).
+GPU_RULES = [m.group(1) for smk in sorted((REPO / "workflow" / "rules").glob("*.smk"))
+             for m in re.finditer(r"^rule (\w+):\n(?:(?!^rule ).*\n)*?\s+gpu=1,", smk.read_text(), re.M)]
 
 
 def load(path):
@@ -43,32 +41,7 @@ def flatten(d, prefix=()):
     return out
 
 
-def allowed(path):
-    if len(path) == 1:
-        return path[0] in ALLOWED_TOP
-    return path[0] in ("default-resources", "set-resources") and path[-1] in ALLOWED_RESOURCES
-
-
-def test_ci_profile_differs_from_slurm_profile_only_in_cluster_values():
-    slurm, ci = flatten(load(SLURM)), flatten(load(CI))
-    drift = sorted(
-        (".".join(map(str, p)), slurm.get(p, "<absent>"), ci.get(p, "<absent>"))
-        for p in set(slurm) | set(ci)
-        if slurm.get(p, object()) != ci.get(p, object()) and not allowed(p)
-    )
-    assert not drift, (
-        "tests/profiles/slurm-ci differs from profiles/slurm beyond cluster-specific values "
-        "(path, profiles/slurm, slurm-ci):\n" + "\n".join(map(str, drift))
-    )
-
-
-def test_ci_profile_points_at_the_tiny_config():
-    ci = load(CI)
-    assert (CI.parent / ci["configfile"]).resolve() == REPO / "tests" / "config" / "tiny.yaml"
-    assert ci["default-resources"]["slurm_account"] == "ci"  # created by .ci/start_slurm.sh
-
-
-@pytest.mark.parametrize("path", [SLURM, CI, LOCAL], ids=["slurm", "slurm-ci", "local"])
+@pytest.mark.parametrize("path", [DEFAULT, SLURM, LOCAL], ids=["default", "slurm", "local"])
 def test_profile_loads_with_snakemakes_parser(path):
     from snakemake.profiles import ProfileConfigFileParser
 
@@ -77,33 +50,51 @@ def test_profile_loads_with_snakemakes_parser(path):
     assert parsed, path
 
 
-@pytest.mark.parametrize("path", [SLURM, CI], ids=["slurm", "slurm-ci"])
-def test_slurm_profile_resources(path):
-    profile = load(path)
+def test_workflow_profile_sizes_every_heavy_rule():
+    assert GPU_RULES, "no rule declares gpu=1"
+    res = load(DEFAULT)["set-resources"]
+    for rule in [*GPU_RULES, "embed", "fit_classifiers"]:
+        assert {"mem_mb", "runtime"} <= set(res[rule]), rule
+    assert res["embed"]["gpu"] == 1
+
+
+def test_profiles_share_no_key():
+    default = set(load(DEFAULT))
+    for path in (SLURM, LOCAL):
+        shared = default & set(load(path))
+        assert not shared, f"{path.parent.name} and profiles/default both set {shared}: the workflow profile would win"
+
+
+def test_slurm_profile_holds_only_cluster_values():
+    profile = load(SLURM)
     assert profile["executor"] == "slurm"
     assert profile["retries"] >= 1
-    defaults = profile["default-resources"]
-    for key in ("slurm_account", "slurm_partition", "runtime", "mem_mb", "cpus_per_task"):
-        assert key in defaults, f"default-resources.{key} missing"
-    for rule in GPU_RULES:
-        res = profile["set-resources"][rule]
-        assert res.get("gpu", 0) >= 1, f"{rule} must ask for a GPU with the `gpu` resource"
-        assert {"slurm_partition", "mem_mb", "runtime"} <= set(res)
+    assert profile["configfile"] == "config/paper.yaml"
+    assert {"slurm_account", "cpus_per_task"} <= set(profile["default-resources"])
+    partitions = load(SLURM.parent / profile["slurm-partition-config"])["partitions"]
+    assert any(p.get("max_gpu", 0) > 0 for p in partitions.values()), "no partition for the GPU rules"
+    assert any(p.get("max_gpu", 0) == 0 for p in partitions.values()), "no CPU partition"
     # The plugin rejects sbatch flags it manages itself when they come through slurm_extra.
     for path_, value in flatten(profile).items():
         if path_[-1] == "slurm_extra":
             assert not FORBIDDEN_IN_SLURM_EXTRA.search(str(value)), path_
-    # The many small classifier jobs are grouped.
-    group = profile["groups"]["fit_classifiers"]
-    assert profile["group-components"][group] > 1
-
-
-def test_slurm_profile_runs_the_paper_config():
-    assert load(SLURM)["configfile"] == "config/paper.yaml"
 
 
 def test_local_profile_counts_gpus_as_a_resource():
     local = load(LOCAL)
     assert "executor" not in local or local["executor"] == "local"
     assert local["resources"]["gpu"] >= 1
-    assert load(LOCAL)["configfile"] == load(SLURM)["configfile"]
+    assert local["configfile"] == load(SLURM)["configfile"]
+
+
+def test_workflow_profile_is_loaded_by_itself_beside_a_user_profile(tmp_path):
+    """From the repository root, `--profile profiles/local` plus the workflow profile: both apply."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/local", "--configfile",
+                           str(TINY), "--directory", str(tmp_path), "--forceall"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "workflow specific profile profiles/default" in out
+    mem = load(DEFAULT)["set-resources"]["fit_classifiers"]["mem_mb"]
+    job = re.search(r"rule fit_classifiers:\n(?:    .*\n)+", out).group(0)
+    assert re.search(rf"resources: .*mem_mb={mem}\b", job), job

@@ -1,9 +1,12 @@
 """The SLURM profile on a real (single-node) SLURM cluster.
 
 Start one with `bash .ci/start_slurm.sh` (as root; FAKE_GPU=1 so that the GPU rule is scheduled,
-WITH_DBD=1, the default, so that `sacct` works). Every run goes through tests/profiles/slurm-ci, which
-tests/test_profiles.py keeps identical to profiles/slurm except for cluster values, runs in a scratch
-working directory (never the repository's results/ or splits/) and is wrapped in a timeout.
+WITH_DBD=1, the default, so that `sacct` works, NODE_MEM_MB=262144 so that the memory profiles/default
+asks for fits the node). Every run is the README's command, `snakemake --profile slurm` from the
+repository root, with profiles/slurm installed as the README says (copied to the user's Snakemake
+config folder, here a scratch $XDG_CONFIG_HOME, and its "YOUR CLUSTER" values set for the test
+cluster); it runs in a scratch working directory (never the repository's results/ or splits/) and is
+wrapped in a timeout.
 
 - test_retry_*: a toy workflow whose job is killed on its first attempt completes thanks to `retries`.
 - the tiny workflow (tests/config/tiny.yaml) is started, SIGKILLed after its first jobs completed,
@@ -17,13 +20,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "tests" / "profiles" / "slurm-ci"
 WORKFLOW = REPO / "workflow" / "Snakefile"
 RETRY = REPO / "tests" / "workflows" / "retry.smk"
 TINY = REPO / "tests" / "config" / "slurm.yaml"  # tiny.yaml cut to the cluster-relevant jobs
@@ -45,6 +49,28 @@ def _cluster_problem():
         return ("`sacct` fails: no accounting (start the cluster with WITH_DBD=1): "
                 + acct.stderr.strip()[:200])
     return None
+
+
+def install_profile(config_home: Path) -> dict:
+    """profiles/slurm installed as the README says, with the test cluster's values in its "YOUR
+    CLUSTER" block; returns the environment under which `snakemake --profile slurm` finds it."""
+    target = config_home / "snakemake" / "slurm"
+    if not target.exists():
+        shutil.copytree(REPO / "profiles" / "slurm", target)
+        config = target / "config.v8+.yaml"
+        text = config.read_text()
+        for old, new in [('slurm_account: "your_account"', 'slurm_account: "ci"'),  # .ci/start_slurm.sh
+                         ("min(threads, 32)", "min(threads, 2)"),                 # a 2-CPU node
+                         ("slurm-init-seconds-before-status-checks: 40", "slurm-init-seconds-before-status-checks: 2"),
+                         ("latency-wait: 60", "latency-wait: 5"), ("jobs: 50", "jobs: 8")]:
+            assert old in text, f"profiles/slurm no longer has {old!r}: update the README and this test"
+            text = text.replace(old, new)
+        config.write_text(text)
+        (target / "partitions.yaml").write_text("partitions:\n  debug:\n    max_gpu: 1\n")
+    return {**os.environ, "XDG_CONFIG_HOME": str(config_home)}
+
+
+CONFIG_HOME = Path(tempfile.gettempdir()) / f"medssl-slurm-profile-{os.getpid()}"  # a scratch ~/.config
 
 
 def _has_gpu():
@@ -70,13 +96,13 @@ class Run:
     def __init__(self, workdir, *args, snakefile=WORKFLOW, configfile=TINY, name="run"):
         self.workdir = Path(workdir)
         self.logfile = self.workdir.parent / f"{self.workdir.name}.{name}.out"
-        cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE),
+        cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm",
                "--snakefile", str(snakefile), "--directory", str(self.workdir),
                "--configfile", str(configfile), *args]
         self.cmd = " ".join(cmd)
         self._out = open(self.logfile, "w")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._out, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env=install_profile(CONFIG_HOME))
         self.start = time.monotonic()
 
     @property
@@ -174,10 +200,10 @@ def tiny(tmp_path_factory):
     first.wait_for(r"Finished jobid: \d+ \(Rule: make_splits\)", timeout=300)
     first.kill()
     before = {p: (workdir / p).stat().st_mtime_ns for p in FINISHED_FIRST}
-    unlock = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(PROFILE),
+    unlock = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm",
                              "--snakefile", str(WORKFLOW), "--directory", str(workdir),
                              "--configfile", str(TINY), "--unlock"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, capture_output=True, text=True, timeout=120, env=install_profile(CONFIG_HOME))
     assert unlock.returncode == 0, unlock.stderr[-3000:]
     second = Run(workdir, "--rerun-incomplete", name="resumed").check(timeout=900)
     return {"workdir": workdir, "first": first, "second": second, "before": before}
@@ -210,14 +236,13 @@ def test_table_and_figures_are_produced(tiny):
 
 
 @needs_gpu
-def test_fits_are_grouped(tiny):
-    jobs = tiny["second"].jobs()
-    assert not any("/rule_fit_classifiers/" in log for _, log in jobs), "fits were submitted one by one"
-    groups = [job for job, log in jobs if "/group_fits" in log]
-    assert groups, [log for _, log in jobs]
-    # The fits of a group run one after another: the group asks for one fit's CPUs, not their sum.
-    for job, row in sacct(groups).items():
-        assert re.search(r"(^|,)cpu=1(,|$)", row["AllocTRES"]), (job, row)
+def test_fits_are_one_job_per_embedding_pair_with_the_workflow_profiles_resources(tiny):
+    fits = [job for job, log in tiny["second"].jobs() if "/rule_fit_classifiers/" in log]
+    methods = yaml.safe_load(TINY.read_text())["methods"]
+    assert len(fits) == len(methods), tiny["second"].output[-4000:]  # one per method (one dataset, one variant)
+    mem = yaml.safe_load((REPO / "profiles/default/config.v8+.yaml").read_text())["set-resources"]["fit_classifiers"]["mem_mb"]
+    for job, row in sacct(fits).items():  # the workflow profile's memory reached sbatch
+        assert re.search(rf"(^|,)mem={mem}M(,|$)", row["AllocTRES"]), (job, row)
 
 
 @needs_gpu

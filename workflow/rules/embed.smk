@@ -21,6 +21,7 @@ rule embed:
         image_root=lambda wc: image_root(wc.dataset),
         precision=config["evaluation"].get("embedding_precision", "auto"),
     threads: 4
+    priority: 40  # on the critical path behind pretraining
     conda:
         "../../envs/torch.yaml"
     script:

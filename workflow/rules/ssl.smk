@@ -26,6 +26,8 @@ rule pretrain_ssl:
         image_root=lambda wc: image_root(wc.dataset),
         work_dir=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}",
     threads: 8
+    # The critical path of every run: start it before the many short jobs that do not need it.
+    priority: 50
     resources:
         gpu=1,
         attempt=lambda wc, attempt: attempt,  # read by medssl.runtime.fail_once

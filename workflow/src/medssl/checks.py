@@ -3,8 +3,9 @@
 Two kinds, both naming the culprit (file, row, config key, class):
 
 * plan-time config checks (:func:`config_errors`), run by ``rules/common.smk`` while Snakemake
-  plans. They import only what they check (sklearn for an estimator, timm for a model name),
-  so this module keeps its top-level imports to the standard library;
+  plans. They import only what they check (sklearn for an estimator, timm for a model name, the
+  trainer's config classes for a method's keys), so this module keeps its top-level imports to
+  the standard library;
 * data checks run by the first job that reads the splits (``check_splits``) and again, cheaply,
   by every job that trains or scores (test/train overlap, paths outside the dataset root,
   classes missing from a split, non-finite embeddings).
@@ -170,6 +171,8 @@ def source_files(source: Mapping) -> list[str]:
     """The files a dataset source is read from: the manifest, or every file under a folder."""
     if source["kind"] == "manifest":
         return [source["manifest"]]
+    if source["kind"] == "npz":
+        return [source["path"]]
     if source["kind"] != "folder":
         return []
     files = []
@@ -215,6 +218,22 @@ def timm_model_errors(key: str, name: str) -> list[str]:
     return [f"{key}: {name!r} is not a timm model" + (f" (similar: {close})" if close else "")]
 
 
+def method_errors(name: str, method: Mapping, image_size: int | None = None) -> list[str]:
+    """Unknown or invalid keys of a trained method's ``params``, ``augmentation`` and ``collapse``, by
+    parsing them as the trainer does (medssl.ssl.parse_spec refuses unknown keys and bad values)."""
+    import medssl.ssl.methods  # noqa: F401  (registers every trainable kind)
+    from medssl.ssl import METHODS, parse_spec
+
+    if method["kind"] not in METHODS:
+        return []
+
+    try:
+        parse_spec({**method, "image_size": image_size})
+    except (ValueError, TypeError) as err:
+        return [str(err).replace("methods.<name>", f"methods.{name}")]
+    return []
+
+
 def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]:
     """Every config error found by importing what the config names (the schema checks the rest).
 
@@ -223,7 +242,8 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
     import importlib.metadata
     import json
 
-    checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"]}
+    checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"],
+               "methods": config["methods"]}
     versions = {}
     for package in ("scikit-learn", "timm", "medssl"):
         try:
@@ -237,6 +257,9 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
     for name, spec in checked["classifiers"].items():
         errors += estimator_errors(name, spec)
     errors += timm_model_errors("backbone.name", checked["backbone"])
+    sizes = {ds.get("image_size") for ds in config["datasets"].values()}
+    for name, method in checked["methods"].items():
+        errors += method_errors(name, method, max(sizes) if sizes else None)
     if cache is not None and not errors:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a") as fh:

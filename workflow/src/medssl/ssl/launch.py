@@ -46,7 +46,11 @@ def parse_spec(spec: dict):
     if method.kind != "dino" and aug_cfg.n_local:
         raise ValueError(f"methods.<name>.augmentation.n_local: {method.kind} uses the 2 global views only, "
                          f"got n_local={aug_cfg.n_local}")
-    return method, cfg, aug_cfg, CollapseConfig.from_dict(spec.get("collapse"))
+    try:
+        collapse = CollapseConfig.from_dict(spec.get("collapse"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"methods.<name>.collapse: {exc}") from None
+    return method, cfg, aug_cfg, collapse
 
 
 def run_pretraining(spec: dict, log: logging.Logger | None = None) -> Path:

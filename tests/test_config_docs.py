@@ -1,0 +1,49 @@
+"""config/README.md stays in step with the schema: every key the schema knows is documented there, and
+every top-level key it documents exists in the schema. (Method and trainer parameters are checked by
+their dataclasses in medssl, not by the schema, so the README's tables below the top level may name
+keys the schema leaves open.)"""
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+DOC = (REPO / "config" / "README.md").read_text()
+
+
+def schema_keys(node=SCHEMA, seen=None):
+    """Every property name anywhere in the schema, following $ref into $defs."""
+    seen = set() if seen is None else seen
+    keys = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref and ref not in seen:
+            seen.add(ref)
+            target = SCHEMA
+            for part in ref.removeprefix("#/").split("/"):
+                target = target[part]
+            keys |= schema_keys(target, seen)
+        keys |= set(node.get("properties", {}))
+        for key, value in node.items():
+            if key != "$defs":
+                keys |= schema_keys(value, seen)
+    elif isinstance(node, list):
+        for value in node:
+            keys |= schema_keys(value, seen)
+    return keys
+
+
+def documented_tokens():
+    """Every word inside a `code span` of config/README.md (`source.kind` gives source and kind)."""
+    return {word for span in re.findall(r"`([^`]+)`", DOC) for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span)}
+
+
+def test_every_schema_key_is_documented():
+    missing = sorted(schema_keys() - documented_tokens())
+    assert not missing, f"config keys in the schema but not in config/README.md: {missing}"
+
+
+def test_every_documented_top_level_key_exists_in_the_schema():
+    top = set(re.findall(r"^\| `(\w+)` \|", DOC.split("## Top level", 1)[1].split("\n## ", 1)[0], re.M))
+    assert top and top <= set(SCHEMA["properties"]), sorted(top - set(SCHEMA["properties"]))

@@ -1,0 +1,71 @@
+"""Every budget x seed x classifier of one dataset x variant x method, in one job.
+
+A fresh Python process pays 2-6 s of imports (sklearn, pandas, torch for the linear probe) before
+its first fit; at small budgets that is more than the fits themselves. So one job does the whole
+sweep of an embedding pair, as (budget, seed) tasks, largest first, spread over `workers`
+processes that each load the embeddings and pay the imports once. Every task runs
+`classify.run_budget` for one seed, so the numbers are exactly those of separate jobs.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from medssl.classify import Embeddings, parse_budget, run_budget
+from medssl.runtime import limit_threads
+
+Result = tuple[str, str, int, dict[str, Any], np.ndarray]  # budget, classifier, seed, record, y_pred
+
+_PAIR: tuple[Embeddings, Embeddings] | None = None
+
+
+def task_order(budgets: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, int]]:
+    """(budget, seed) tasks, the largest budgets first so that the long fits start early."""
+    size = {b: parse_budget(b) for b in budgets}
+    ordered = sorted(budgets, key=lambda b: -(np.inf if size[b] is None else size[b]))
+    return [(b, s) for b in ordered for s in seeds]
+
+
+def _init_worker(train_path: str, test_path: str) -> None:
+    global _PAIR
+    limit_threads(1)
+    _PAIR = Embeddings.load(train_path), Embeddings.load(test_path)
+
+
+def _run_task(budget: str, seed: int, classifiers: Mapping[str, Any], preprocessing: Sequence[str],
+              min_class_size: int | None) -> list[Result]:
+    train, test = _PAIR
+    results, cpu = [], time.process_time()
+    for name, s, record, y_pred in run_budget(train, test, budget, [seed], classifiers, preprocessing, min_class_size):
+        # CPU seconds of this fit in its worker (the shared preprocessing counts with the first
+        # classifier): unlike fit_seconds, it does not grow when other jobs share the machine.
+        record["fit_cpu_seconds"], cpu = time.process_time() - cpu, time.process_time()
+        results.append((budget, name, s, record, y_pred))
+    return results
+
+
+def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Sequence[int],
+              classifiers: Mapping[str, Any], preprocessing: Sequence[str],
+              min_class_size: int | None = None, workers: int = 1) -> Iterator[Result]:
+    """Yield (budget, classifier, seed, record, test predictions) for every fit, in completion order.
+
+    workers == 1 runs in this process (BLAS limited to one thread by the caller); more start that
+    many spawned processes with one BLAS thread each."""
+    tasks = task_order([str(b) for b in budgets], list(seeds))
+    args = (dict(classifiers), list(preprocessing), min_class_size)
+    if workers <= 1:
+        _init_worker(str(train_path), str(test_path))
+        for budget, seed in tasks:
+            yield from _run_task(budget, seed, *args)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold OpenMP/torch threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
+                             initargs=(str(train_path), str(test_path))) as pool:
+        futures = [pool.submit(_run_task, budget, seed, *args) for budget, seed in tasks]
+        for future in futures:  # submission order = largest first; results kept in that order
+            yield from future.result()
