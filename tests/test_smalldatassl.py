@@ -17,13 +17,13 @@ def test_plans_every_job_without_data():
     counts, total, elapsed = dry_run("--configfile", str(CONFIG))
     print(f"\nsmalldatassl dry run: {total} jobs in {elapsed:.1f} s: {counts}")
     c = config()
-    datasets, methods, budgets = c["datasets"], c["methods"], c["evaluation"]["budgets"]
+    datasets, methods = c["datasets"], c["methods"]
     n_ssl = sum(m["kind"] in SSL_KINDS for m in methods.values())
     pretrain = sum(n for rule, n in counts.items() if rule.startswith("pretrain"))
     assert pretrain == len(datasets) * n_ssl
     assert counts["init_random_backbone"] == len(datasets)
     assert counts["embed"] == len(datasets) * len(methods)
-    assert counts["fit_classifiers"] == len(datasets) * len(methods) * len(budgets)
+    assert counts["fit_classifiers"] == len(datasets) * len(methods)  # every budget, classifier and seed in one job
     supervised = c["baselines"]["supervised"]
     arms = 1 + bool(supervised.get("imagenet"))
     assert counts["train_supervised"] == len(datasets) * arms * len(supervised["budgets"]) * len(c["evaluation"]["seeds"])
