@@ -48,7 +48,7 @@ def test_cpu_fallback_is_logged_and_published_weights_feed_the_embedding(workdir
         assert "CUDA not available: training on CPU" in log
     assert "1 process(es)" in log
     pub_log = (workdir / "results/logs/fetch_published_weights/tiny/pub.log").read_text()
-    assert "no md5 configured" in pub_log and "strictly" in pub_log
+    assert "no checksum configured" in pub_log and "strictly" in pub_log
     assert (workdir / "results/benchmarks/fetch_published_weights/tiny/pub.tsv").exists()
 
 

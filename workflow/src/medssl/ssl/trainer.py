@@ -116,8 +116,8 @@ def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optim
     values = torch.stack([loss.detach().float(), *(stats[k].float() for k in method.stat_names)]).tolist()
     if not math.isfinite(values[0]):
         epoch, step = divmod(it, sched.iters_per_epoch)
-        raise RuntimeError(f"{cfg.label} loss is {values[0]} at epoch {epoch}, step {step} "
-                           f"(global step {it}); stopping training")
+        raise FloatingPointError(f"{cfg.label} loss is {values[0]} at epoch {epoch}, step {step} "
+                                 f"(global step {it}); stopping training")
 
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None and scaler.is_enabled():
