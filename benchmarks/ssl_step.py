@@ -236,6 +236,7 @@ def main(argv=None):
             table.append({"method": kind, "variant": variant, "step_img_s": b / step, "step_plus_aug_img_s": b / total,
                           "peak_mem_mb": max(r["peak_mem_mb"] for r in rs), "device": rs[0]["device"],
                           "threads": rs[0]["threads"], "peak_mem_kind": rs[0]["peak_mem_kind"]})
+            print("ROW " + json.dumps(table[-1]), flush=True)  # partial results survive an interrupted run
     print(f"setup: {json.dumps(setup)}; best of {args.rounds} rounds x {args.repeat} steps after {args.warmup} "
           f"warm-up; device {table[0]['device']}, {table[0]['threads']} thread(s); memory: {table[0]['peak_mem_kind']}")
     print(f"{'method':<8} {'variant':<10} {'step img/s':>11} {'step+aug img/s':>15} {'peak MB':>9}")
