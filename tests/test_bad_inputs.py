@@ -3,14 +3,12 @@ that looks complete left behind; an interruption is survived. The workflow tests
 folder dataset of 8x8 PNGs, so each run costs a few seconds of planning and tiny jobs."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,6 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from snakemake.utils import validate
 
 from medssl import checks
 from medssl.classify import Embeddings, run_budget, score
@@ -27,7 +24,6 @@ from medssl.runtime import NotRetried, fail_once
 from snakemake_runner import REPO, run_snakemake
 
 TINY = REPO / "tests" / "config" / "tiny.yaml"
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def write_png(path: Path, value: int = 0) -> None:
@@ -121,6 +117,35 @@ def test_metrics_leave_out_a_class_without_test_images():
     spec = {"lr": {"estimator": "sklearn.linear_model.LogisticRegression"}}
     _, _, record, _ = next(run_budget(train, test, "all", [0], spec, []))
     assert record["classes_without_test_images"] == ["c"] and record["per_class_recall"][2] is None
+    from medssl.report import mean_confusion, per_class_accuracy, plot_confusion_matrix
+
+    mean, _ = mean_confusion([record])
+    assert np.isnan(mean[2]).all() and not np.isnan(mean[:2]).any()  # no 0.00 +- 0.00 row
+    assert np.isnan(per_class_accuracy([record], ["a", "b", "c"])[2])
+    plot_confusion_matrix([record])
+
+
+def test_truncated_and_zero_byte_images_of_a_folder_dataset_are_named(tmp_path):
+    from medssl.data import check_images, index_folder
+
+    folder_dataset(tmp_path, per_class=2)
+    (tmp_path / "a" / "0.png").write_bytes(b"")
+    (tmp_path / "b" / "1.png").write_bytes((tmp_path / "b" / "1.png").read_bytes()[:30])
+    with pytest.raises(DatasetError, match=r"^2 bad image file\(s\).*a/0.png \(cannot decode.*b/1.png \(cannot decode"):
+        check_images(index_folder(tmp_path, ["a", "b"]), tmp_path, ["a", "b"])
+
+
+def test_manifest_missing_files_and_duplicate_rows_are_named(tmp_path):
+    from medssl.data import check_images, read_manifest
+
+    folder_dataset(tmp_path, per_class=1)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image,label\na/0.png,a\nb/0.png,b\na/0.png,a\n")
+    with pytest.raises(DatasetError, match=r"manifest.csv: duplicate image entries.*'a/0.png'"):
+        read_manifest(manifest)
+    manifest.write_text("image,label\na/0.png,a\nb/9.png,b\n")
+    with pytest.raises(DatasetError, match=r"1 bad image file\(s\).*b/9.png \(missing\)"):
+        check_images(read_manifest(manifest), tmp_path, ["a", "b"])
 
 
 def test_non_finite_embeddings_are_refused_naming_the_file():
@@ -170,6 +195,24 @@ def test_method_key_typos_fail_at_plan_time_naming_the_key(kind, section, typo):
     assert any(f"methods.m.{section}" in e and typo in e for e in errors), errors
 
 
+@pytest.mark.parametrize("typo, needle", [
+    ({"epochs": 1, "warmup_epochs": 5}, "methods.dino.params (dino): DinoConfig.warmup_epochs=5"),
+])
+def test_invalid_dino_values_fail_at_plan_time(typo, needle):
+    config = tiny_config()
+    config["methods"]["dino"]["params"].update(typo)
+    assert any(needle in e for e in checks.config_errors(config)), checks.config_errors(config)
+
+
+@pytest.mark.slow
+def test_config_errors_stop_planning_naming_the_key(tmp_path):
+    config = tiny_config()
+    config["evaluation"]["classifiers"]["logreg"]["params"]["max_iters"] = 5
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run(tmp_path, "-n")
+    assert proc.returncode != 0 and "evaluation.classifiers.logreg.params" in proc.stdout + proc.stderr
+
+
 # ------------------------------------------------------------------------------------------------
 # 6. retries only where a retry can help; 3. a job dies with Snakemake
 # ------------------------------------------------------------------------------------------------
@@ -191,6 +234,16 @@ def test_a_deterministic_error_is_not_retried_but_a_crash_is(tmp_path):
     with fail_once(log, attempt=2):
         ran.append(True)
     assert ran == [True]
+
+    class Collapsed(RuntimeError):
+        pass
+
+    with pytest.raises(Collapsed):  # a type the job declares deterministic
+        with fail_once(log, attempt=1, also=(Collapsed,)):
+            raise Collapsed("collapsed")
+    with pytest.raises(NotRetried, match="Collapsed: collapsed"):
+        with fail_once(log, attempt=3, also=(Collapsed,)):
+            pass
 
 
 def alive(pid: int) -> bool:
@@ -305,20 +358,107 @@ def test_editing_the_dataset_after_a_run_reruns_what_depends_on_it(tmp_path):
     workdir = folder_workdir(tmp_path)
     target = "results/data/ds/split_check.json"
     run(workdir, target, check=True)
-    assert "Nothing to be done" in (run(workdir, target, "-n").stdout + run(workdir, target, "-n").stderr)
+    proc = run(workdir, target, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
     write_png(tmp_path / "data" / "a" / "6.png", 99)  # a new image
     out = run(workdir, target, "-n").stdout
     assert "index_dataset" in out and "check_splits" in out
 
 
 @pytest.mark.slow
-def test_config_error_in_pretraining_is_not_retried(tmp_path):
+def test_data_error_in_the_dl_baseline_is_not_retried(tmp_path):
+    """min_class_size above every class: the baseline's first attempt fails, its retry at once."""
     folder_dataset(tmp_path / "data")
     workdir = folder_workdir(tmp_path)
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["methods"]["dino"]["params"].update(epochs=1, warmup_epochs=5)  # valid keys, invalid together
+    config["datasets"]["ds"]["min_class_size"] = 100
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = run(workdir, "results/ssl/ds/dino/backbone.pt")
+    proc = run(workdir, "results/fits/ds/classes_min100/supervised/budget_1/finetune/seed_0.json")
     assert proc.returncode != 0
-    log = (workdir / "results/logs/pretrain_ssl/ds/dino.log").read_text()
-    assert "not retried (attempt 3)" in log and "warmup_epochs" in log
+    log = (workdir / "results/logs/train_supervised/ds/classes_min100/supervised/budget_1/seed_0.log").read_text()
+    assert "not retried (attempt 2)" in log and "min_class_size=100" in log
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. SIGKILL of the trainer and of Snakemake itself, on real processes, mid-pretraining
+# ------------------------------------------------------------------------------------------------
+
+KILL_EPOCHS = 8
+BACKBONE = "results/ssl/tiny/dino/backbone.pt"
+CHECKPOINT = "results/ssl/tiny/dino/checkpoint.pt"
+
+
+def kill_workdir(tmp_path: Path) -> Path:
+    config = tiny_config()
+    config["datasets"]["tiny"]["source"].update(
+        class_counts={"segmented_neutrophil": 12, "lymphocyte": 10, "myeloblast": 8, "basophil": 8}, n_unlabeled=0)
+    config["methods"]["dino"]["params"].update(epochs=KILL_EPOCHS, batch_size=8, checkpoint_every_epochs=1)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def start(workdir: Path, *args: str) -> subprocess.Popen:
+    from snakemake_runner import SNAKEMAKE
+
+    return subprocess.Popen([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+                             "--cores", "2", BACKBONE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def trainer_once_checkpointed(workdir: Path, snakemake: subprocess.Popen) -> int:
+    """The pid of the training process (the rule's Python script), once it has written a checkpoint."""
+    import psutil
+
+    deadline = time.monotonic() + 600
+    while not (workdir / CHECKPOINT).exists():
+        assert snakemake.poll() is None, snakemake.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    trainers = [p for p in psutil.Process(snakemake.pid).children(recursive=True)
+                if p.name().startswith("python") and any("pretrain_ssl" in a for a in p.cmdline())]
+    assert len(trainers) == 1, trainers
+    return trainers[0].pid
+
+
+def finished_log(workdir: Path) -> str:
+    assert (workdir / BACKBONE).exists()
+    rows = pd.read_csv(workdir / "results/ssl/tiny/dino/train_log.csv")
+    assert list(rows["epoch"]) == list(range(KILL_EPOCHS))
+    return (workdir / "results/logs/pretrain_ssl/tiny/dino.log").read_text()
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_trainer_or_of_snakemake_mid_pretraining_loses_nothing(tmp_path):
+    import torch
+
+    # 1. SIGKILL of the training process: Snakemake retries the job, the retry resumes
+    workdir = kill_workdir(tmp_path)
+    snakemake = start(workdir)
+    os.kill(trainer_once_checkpointed(workdir, snakemake), signal.SIGKILL)
+    out = snakemake.communicate(timeout=600)[0]
+    assert snakemake.returncode == 0, out[-5000:]
+    assert "Trying to restart job" in out
+    assert "resuming from epoch" in finished_log(workdir)
+    first = torch.load(workdir / BACKBONE, weights_only=True)
+
+    # 2. SIGKILL of Snakemake itself (same data, a fresh training): the trainer dies with it
+    (workdir / CHECKPOINT).unlink()
+    snakemake = start(workdir, "--forcerun", "pretrain_ssl")
+    trainer = trainer_once_checkpointed(workdir, snakemake)
+    os.kill(snakemake.pid, signal.SIGKILL)
+    snakemake.communicate()
+    deadline = time.monotonic() + 15
+    while alive(trainer) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(trainer), "the trainer outlived Snakemake"
+    assert not (workdir / BACKBONE).exists()
+
+    # what the README says to do after a hard kill: unlock, then rerun the incomplete job
+    run_snakemake(workdir, workdir / "config.yaml", "--unlock")
+    rerun = start(workdir, "--rerun-incomplete")
+    out = rerun.communicate(timeout=600)[0]
+    assert rerun.returncode == 0, out[-5000:]
+    assert "resuming from epoch" in finished_log(workdir)
+    # interrupted at different points, both runs end with the same weights
+    second = torch.load(workdir / BACKBONE, weights_only=True)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

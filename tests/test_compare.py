@@ -108,3 +108,31 @@ def test_an_imagenet_initialised_baseline_is_a_second_black_line():
     assert styles["DL baseline (ImageNet init)"] == "-." and styles["supervised + finetune"] == "-"
     table = comparison_table(summary)
     assert {"supervised", "supervised_imagenet"} <= set(table["method"])
+
+
+@pytest.mark.slow
+def test_rules_write_the_table_and_figure_into_the_report(tmp_path):
+    """compare_methods and plot_method_comparison on a given summary.csv (the DAG above it not run)."""
+    import yaml
+    from snakemake_runner import REPO, run_snakemake
+
+    config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+    config["figures"]["comparison"] = {"classifiers": ["svm", "linear"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = metrics_table()
+    metrics = metrics[metrics["dataset"] == "breast"].assign(dataset=next(iter(config["datasets"])))
+    metrics["method"] = metrics["method"].replace({"simclr": "dino", "vicreg": "dino_copy"})
+    metrics["classifier"] = metrics["classifier"].replace({"linear_eval": "linear"})
+    (tmp_path / "results/tables").mkdir(parents=True)
+    summarize(metrics).to_csv(tmp_path / "results/tables/summary.csv", index=False)
+    targets = ["results/tables/comparison.csv", "results/tables/comparison_formatted.csv",
+               "results/figures/method_comparison.png"]
+    only = ["--allowed-rules", "compare_methods", "plot_method_comparison"]  # last: it takes every word after it
+    run_snakemake(tmp_path, tmp_path / "config.yaml", "--cores", "1", *targets, *only, timeout=300)
+    formatted = pd.read_csv(tmp_path / "results/tables/comparison_formatted.csv")
+    assert formatted["evaluation"].tolist()[0] == "SVM" and "± " in formatted.iloc[0, 2]
+    assert (tmp_path / "results/figures/method_comparison.pdf").stat().st_size > 0
+    assert (tmp_path / "results/tables/comparison.csv.provenance.json").exists()
+    run_snakemake(tmp_path, tmp_path / "config.yaml", "--report", "report.html", *targets, *only, timeout=300)
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "comparison_formatted.csv" in html and "method_comparison.png" in html

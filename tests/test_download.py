@@ -208,7 +208,7 @@ def test_manual_source_instructions_and_verification(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def workflow_config(base: str, npz_md5: str, zip_md5: str) -> dict:
+def workflow_config(base: str, npz_md5: str, zip_sha256: str) -> dict:
     import yaml
 
     from snakemake_runner import REPO
@@ -216,7 +216,7 @@ def workflow_config(base: str, npz_md5: str, zip_md5: str) -> dict:
     config = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
     config["datasets"] = {
         "kather": {"source": {"kind": "folder", "root": "data/kather/tiles", "download": [
-            {"url": f"{base}/drop/kather.zip", "md5": zip_md5,
+            {"url": f"{base}/drop/kather.zip", "sha256": zip_sha256,   # rule download_archive_sha256 (ensure)
              "unpack": {"to": "data/kather/tiles", "member": "Kather"}}]},
             "image_size": 8, "classes": ["01_TUMOR", "02_STROMA"]},
         "blood": {"source": {"kind": "npz", "path": "data/blood/bloodmnist.npz",
@@ -244,13 +244,12 @@ def test_workflow_downloads_what_it_can_and_stops_with_instructions(site, tmp_pa
     from test_npz import write_medmnist
 
     root, base = site
-    make_zip(root / "kather.zip", CLASSES)
-    zip_md5 = hashlib.md5((root / "kather.zip").read_bytes()).hexdigest()
+    zip_sha256 = make_zip(root / "kather.zip", CLASSES)
     npz_md5 = hashlib.md5(write_medmnist(root / "bloodmnist.npz").read_bytes()).hexdigest()
     work = tmp_path / "work"
     work.mkdir()
     configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(workflow_config(base, npz_md5, zip_md5)))
+    configfile.write_text(yaml.safe_dump(workflow_config(base, npz_md5, zip_sha256)))
     run_snakemake(work, configfile, "--cores", "1", "results/data/kather/manifest.csv",
                   "results/embeddings/blood/random_init/labeled_train.npz",
                   "results/embeddings/blood/random_init/test.npz")

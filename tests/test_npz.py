@@ -95,3 +95,23 @@ def test_dicom_of_the_isic_2020_pool_loads(tmp_path):
     assert np.array_equal(load_image(path, 12), rgb)
     image, label = ImageDataset(pool["image"], tmp_path, 16)[0]
     assert image.shape == (3, 16, 16) and label == -1
+
+
+def test_split_folders_give_the_official_splits(tmp_path):
+    """source.split_folders: root/{train,val,test}/<class>/ (the pneumonia CXRs, BreaKHis 400X)."""
+    from PIL import Image
+
+    from medssl.data import index_split_folders
+
+    for rel in ["train/NORMAL/a.jpeg", "train/PNEUMONIA/b.jpeg", "val/NORMAL/c.jpeg", "val/PNEUMONIA/d.jpeg",
+                "test/NORMAL/e.jpeg", "test/PNEUMONIA/f.jpeg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (4, 4)).save(tmp_path / rel)
+    manifest = index_split_folders(tmp_path, ["NORMAL", "PNEUMONIA"])
+    splits = official_splits(manifest, "labeled_train")
+    assert sorted(splits["labeled_train"]["image"]) == ["train/NORMAL/a.jpeg", "train/PNEUMONIA/b.jpeg",
+                                                        "val/NORMAL/c.jpeg", "val/PNEUMONIA/d.jpeg"]
+    assert list(splits["test"]["label"]) == ["NORMAL", "PNEUMONIA"]
+    check_images(manifest, tmp_path, ["NORMAL", "PNEUMONIA"])
+    with pytest.raises(DatasetError, match="needs train/ and test/"):
+        index_split_folders(tmp_path / "train", ["NORMAL", "PNEUMONIA"])

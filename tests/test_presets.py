@@ -72,3 +72,46 @@ def test_paper_dl_baseline_optimisation():
     assert dl["lr_plateau"] == {"decay_rate": 0.5, "patience_iterations": 500, "cooldown_iterations": 500}
     assert (dl["clip_mode"], dl["clip_value"], dl["augment"], dl["val_fraction"]) == ("agc", 0.16, "multicrop", 0.3)
     assert dl["multicrop"] == load("paper.yaml")["methods"]["dino"]["augmentation"]
+
+
+def test_paper_config_has_both_svm_arms():
+    """The paper's argmax of Platt probabilities, and SVC.predict beside it (Fig. 1 shows both)."""
+    classifiers = load("paper.yaml")["evaluation"]["classifiers"]
+    paper, predict = classifiers["svm"], classifiers["svm_predict"]
+    assert (paper["predict"], predict["predict"]) == ("proba_argmax", "predict")
+    assert paper["params"] == predict["params"] and paper["estimator"] == predict["estimator"] == "sklearn.svm.SVC"
+    assert load("paper.yaml")["figures"]["confusion"]["classifier"] == "svm"
+
+
+def test_one_image_per_class_proba_argmax_collapses_where_predict_does_not():
+    import numpy as np
+
+    from medssl.classify import Embeddings, run_budget
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 32)) * 5
+
+    def make(n):
+        y = np.repeat(np.arange(8), n)
+        x = (centres[y] + rng.normal(size=(len(y), 32))).astype(np.float32)
+        return Embeddings(x, np.array([f"i{i}" for i in range(len(y))]), y, [f"c{i}" for i in range(8)])
+
+    classifiers = {k: v for k, v in load("paper.yaml")["evaluation"]["classifiers"].items()
+                   if k in ("svm", "svm_predict")}
+    result = {name: rec["balanced_accuracy"] for name, _, rec, _ in
+              run_budget(make(20), make(10), "1", [0], classifiers, ["power_transform", "pca"])}
+    assert result["svm"] < 0.2 and result["svm_predict"] > 0.9
+
+
+def test_paper_ssl_plus_ll_is_the_papers():
+    """REFERENCE 1.10: the SuperGym with only the final norm and a linear head training (lr 1e-4, wd 0.05,
+    multi-crop views); the embedding-based LinearProbe stays as the fast alternative."""
+    paper = load("paper.yaml")
+    ll = paper["baselines"]["linear_layer"]
+    dl = paper["baselines"]["supervised"]
+    assert ll["enabled"] and ll["methods"] == ["dino"] and ll["augment"] == "multicrop"
+    for key in ["lr", "weight_decay", "batch_size", "val_fraction", "precision", "warmup_iterations", "lr_plateau",
+                "clip_mode", "clip_value"]:
+        assert ll[key] == dl[key], key
+    assert paper["evaluation"]["classifiers"]["linear"]["estimator"] == "medssl.classify.LinearProbe"
+    assert paper["evaluation"]["embedding_precision"] == "fp16"

@@ -105,10 +105,26 @@ def test_label_efficiency_finds_the_first_budget_reaching_each_benchmark(arm_fil
     eff = label_efficiency(summary, DATASETS).set_index(["arm", "benchmark"])
     assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # 0.62 >= 0.6
     assert eff.loc[("DL baseline", "literature"), "budget_reached"] == "all"  # 0.52 at 10, 0.67 at all
-    # no DL benchmark in the config: this run's DL baseline on all labels (0.67)
-    assert eff.loc[("dino + SVM", "dl_benchmark"), "benchmark_value"] == pytest.approx(0.67)
-    assert eff.loc[("dino + SVM", "dl_benchmark"), "budget_reached"] == "all"
-    assert eff.loc[("dino + knn", "dl_benchmark"), "budget_reached"] == "all"
+    # no DL benchmark in the config: this run's DL baseline on all labels (0.67), listed once
+    assert eff.loc[("dino + SVM", "dl_benchmark_this_run"), "benchmark_value"] == pytest.approx(0.67)
+    assert eff.loc[("dino + SVM", "dl_benchmark_this_run"), "budget_reached"] == "all"
+    assert eff.loc[("dino + knn", "dl_benchmark_this_run"), "budget_reached"] == "all"
+    assert "dl_benchmark" not in eff.index.get_level_values("benchmark")
+    assert not eff.index.duplicated().any()
+
+
+def test_a_dl_baseline_that_did_not_train_is_marked_not_reached(arm_files):
+    summary = summarize(collect_metrics(arm_files, {"svm": "SVM"}))
+    eff = label_efficiency(summary, DATASETS, {"epochs": 3}).set_index(["arm", "benchmark"])
+    row = eff.loc[("dino + SVM", "dl_benchmark_this_run")]
+    assert pd.isna(row["budget_reached"]) and "trained only 3 epoch(s)" in row["note"]
+    assert eff.loc[("dino + SVM", "literature"), "budget_reached"] == "10"  # other benchmarks unaffected
+    fig = plot_label_efficiency(summary, DATASETS, "dino", {"toy": "classes_all"}, None, {"epochs": 3},
+                                {"toy": {"dino": "no better than untrained"}})
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "DL benchmark" not in labels and "DL baseline (did not train: no benchmark)" in labels
+    assert any("dino: no better than untrained" in t.get_text() for t in ax.texts)
 
 
 def test_paired_comparison_pairs_seeds_and_reports_wilcoxon(arm_files):
@@ -152,4 +168,68 @@ def test_fig3_rows_are_ours_literature_and_dl(tmp_path):
     assert texts[3:6] == ["0.90", "–", "0.10"]  # literature row; class b not reported
     mean, _ = mean_confusion(ours)
     assert texts[:3] == [f"{v:.2f}" for v in np.diag(mean)]
-    assert fig.axes[1].get_xscale() == "log"
+    assert fig.axes[1].get_xscale() == "linear"  # near-balanced classes must look balanced
+
+
+def test_holm_adjustment():
+    from medssl.statistics import holm
+
+    # p sorted 0.01, 0.02, 0.04 with m = 3: 0.03, max(0.03, 0.04), max(0.04, 0.04); NaN left out
+    np.testing.assert_allclose(holm([0.04, 0.01, np.nan, 0.02]), [0.04, 0.03, np.nan, 0.04])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]  # capped at 1
+
+
+def test_paired_comparison_has_per_budget_t_tests_holm_adjusted_over_budgets(arm_files):
+    from medssl.statistics import holm
+
+    paired = paired_comparison(collect_metrics(arm_files, {"svm": "SVM"}), "dino", "svm").set_index("budget")
+    per_budget = paired.drop("pooled")
+    np.testing.assert_allclose(per_budget["p_value_holm"], holm(per_budget["p_value"].to_numpy()))
+    np.testing.assert_allclose(per_budget["t_test_p_holm"], holm(per_budget["t_test_p"].to_numpy()))
+    assert np.isnan(paired.loc["pooled", "p_value_holm"])
+
+
+def test_per_class_bootstrap_over_test_images():
+    import pandas as pd
+
+    from medssl.statistics import per_class_bootstrap
+
+    images = [f"i{k}" for k in range(40)]
+    labels = ["a"] * 20 + ["b"] * 20
+    # class a: 15 of 20 right in both fits; class b: always right
+    preds = [pd.DataFrame({"image": images, "label": labels,
+                           "prediction": ["a"] * 15 + ["b"] * 5 + ["b"] * 20}) for _ in range(2)]
+    ci = per_class_bootstrap(preds[::-1], ["a", "b", "c"], n_boot=2000, seed=0)
+    low, high = ci["a"]
+    assert low < 0.75 < high and 0.5 < low and high < 0.95  # ~ 0.75 +- 1.96 * sqrt(.75 * .25 / 20)
+    assert ci["b"] == (1.0, 1.0) and np.isnan(ci["c"][0])
+    assert per_class_bootstrap(preds, ["a"], 500, seed=3) == per_class_bootstrap(preds, ["a"], 500, seed=3)
+    shuffled = preds[1].sample(frac=1.0, random_state=0)  # row order does not matter, images do
+    assert per_class_bootstrap([preds[0], shuffled], ["a"], 500, 3) == per_class_bootstrap(preds, ["a"], 500, 3)
+    with pytest.raises(ValueError, match="different test images"):
+        per_class_bootstrap([preds[0], preds[1].iloc[:30]], ["a"])
+
+
+def test_fig3_prints_the_intervals_under_the_per_class_accuracy():
+    ours = [fit_record("dino", "svm", "10", seed, 0.5) for seed in range(3)]
+    names = ours[0]["classes"]
+    fig = plot_confusion_matrix(ours, "t", ours_label="ours", intervals={"ours": {c: (0.1, 0.9) for c in names}})
+    assert all(t.get_text().endswith("[0.10, 0.90]") for t in fig.axes[2].texts)
+
+
+def test_pretraining_seeds_pool_under_their_method(fit_files):
+    from medssl.report import pool_pretraining_seeds
+
+    metrics = collect_metrics(fit_files, {"svm": "SVM"})
+    methods = {"dino": {"kind": "dino"}}
+    plain = pool_pretraining_seeds(metrics, methods, {"svm": "SVM"})
+    assert plain["pretrain_seed"].isna().all() and plain["method"].equals(metrics["method"])
+    # the same fits as two pretrainings of "ssl": one summary row per budget over both
+    twice = pd.concat([metrics.assign(method="ssl_seed0"), metrics.assign(method="ssl_seed1")])
+    methods = {f"ssl_seed{s}": {"kind": "dino", "family": "ssl", "pretrain_seed": s} for s in (0, 1)}
+    pooled = pool_pretraining_seeds(twice, methods, {"svm": "SVM"})
+    assert set(pooled["method"]) == {"ssl"} and set(pooled["pretrain_seed"]) == {0, 1}
+    assert set(pooled["arm"]) == {"ssl + SVM", "ssl + knn"}
+    summary = summarize(pooled)
+    single = summarize(pool_pretraining_seeds(metrics.assign(method="ssl_seed0"), methods, {"svm": "SVM"}))
+    assert len(summary) == len(single) and (summary["n_seeds"].to_numpy() == 2 * single["n_seeds"].to_numpy()).all()

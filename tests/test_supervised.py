@@ -172,3 +172,32 @@ def test_paper_settings_train_with_multicrop_views_and_log_the_cpu_precision(cap
     assert info["precision"] == "fp32" and "fp16 autocast needs CUDA" in caplog.text
     # one iteration per epoch: after step(0) the lr is still 0, after step(1) 1/3 of 3e-3
     assert [row["lr"] for row in info["history"]] == pytest.approx([0.0, 1e-3])
+
+
+def test_linear_layer_trains_only_norm_and_head_on_the_ssl_weights(image_set, tmp_path):
+    """The paper's SSL + LL: the SSL backbone loaded strictly, frozen except its final norm and a new head."""
+    from medssl.linear_layer import CLASSIFIER, frozen_backbone_classifier, settings_for_method
+    from medssl.ssl import build_backbone
+
+    torch.manual_seed(1)
+    bb = {**BACKBONE, "kwargs": {**BACKBONE["kwargs"], "dynamic_img_size": True}}  # 8 px local views
+    ssl = build_backbone(bb["name"], **bb["kwargs"])
+    torch.save(ssl.state_dict(), tmp_path / "backbone.pt")
+    models = []
+
+    def factory(n):
+        models.append(frozen_backbone_classifier(bb, tmp_path / "backbone.pt", n))
+        return models[-1]
+
+    settings = settings_for_method({**SETTINGS, "epochs": 2}, {"global_size": 16, "local_size": 8, "n_local": 2,
+                                                               "normalize": "minus_one_one"})
+    assert settings["augment"] == "multicrop" and settings["normalize"] == "minus_one_one"
+    root, labeled, test = image_set
+    record, _, _ = run_supervised(labeled, test, root, CLASSES, 16, 3, "all", 0, None, bb, settings,
+                                  torch.device("cpu"), model_factory=factory, classifier=CLASSIFIER)
+    assert record["classifier"] == "linear_layer" and 0 <= record["balanced_accuracy"] <= 1
+    trained = models[0].state_dict()
+    changed = {k for k, v in ssl.state_dict().items() if not torch.equal(v, trained[k])}
+    assert changed == {"norm.weight", "norm.bias"}  # the rest is the SSL backbone, untouched
+    assert {n for n, p in models[0].named_parameters() if p.requires_grad} == {
+        "norm.weight", "norm.bias", "head.weight", "head.bias"}

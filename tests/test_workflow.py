@@ -32,10 +32,12 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
     config = yaml.safe_load(TINY.read_text())
     ev = config["evaluation"]
     sup = config["baselines"]["supervised"]
+    ll = config["baselines"]["linear_layer"]
     per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
-                   + len(sup["budgets"]) * len(sup["seeds"]))
+                   + len(sup["budgets"]) * len(sup["seeds"]) + len(ll["budgets"]) * len(ll["seeds"]))
     assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
     assert set(metrics["method"]) == set(config["methods"]) | {"supervised"}
+    assert set(metrics.loc[metrics.classifier == "linear_layer", "method"]) == {"dino"}  # the paper's SSL + LL
     assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
     assert set(metrics.loc[metrics.variant == "classes_min30", "min_class_size"]) == {30}
     assert (metrics.loc[metrics.variant == "classes_min30", "n_classes"] < 4).all()
@@ -73,9 +75,25 @@ def test_every_rule_wrote_a_log_and_a_benchmark(tiny_run):
     benches = {p.parts[len((tiny_run / "results/benchmarks").parts)]
                for p in (tiny_run / "results/benchmarks").rglob("*.tsv")}
     rules = {"generate_dataset", "make_splits", "pretrain_ssl", "init_random_backbone", "embed",
-             "fit_classifiers", "train_supervised", "aggregate_metrics", "plot_balanced_accuracy",
-             "plot_confusion_matrix", "plot_label_efficiency", "write_config"}
+             "fit_classifiers", "train_supervised", "train_linear_layer", "aggregate_metrics", "plot_balanced_accuracy",
+             "plot_confusion_matrix", "plot_label_efficiency", "write_config", "ssl_health"}
     assert rules <= logs and rules <= benches
+
+
+@pytest.mark.slow
+def test_ssl_health_table_and_an_untrained_dl_baseline_is_no_benchmark(tiny_run):
+    config = yaml.safe_load(TINY.read_text())
+    health = pd.read_csv(tiny_run / "results/tables/ssl_health.csv")
+    assert set(health["method"]) == set(config["methods"]) and set(health["dataset"]) == set(config["datasets"])
+    assert set(health["verdict"]) <= {"learned", "no better than untrained", "collapsed", "untrained reference"}
+    assert (health.loc[health.method == "random_init", "verdict"] == "untrained reference").all()
+    trained = health[health.method != "random_init"]
+    assert trained["effective_rank"].notna().all() and trained["svm_gap"].notna().all()
+    eff = pd.read_csv(tiny_run / "results/tables/label_efficiency.csv")
+    dl = eff[eff["benchmark"] == "dl_benchmark_this_run"]  # the tiny DL baseline trains 1 epoch
+    assert len(dl) and dl["budget_reached"].isna().all()
+    assert dl["note"].str.contains("trained only 1 epoch(s)", regex=False).all()
+    assert not eff.duplicated(["dataset", "variant", "arm", "benchmark"]).any()
 
 
 @pytest.mark.slow
@@ -207,6 +225,8 @@ def _bad_config(tmp_path, mutate):
     (lambda c: c["evaluation"].update(budgetz=[1]), "budgetz"),
     (lambda c: c["datasets"]["tiny"]["source"].update(kind="ftp"), "kind"),
     (lambda c: c["figures"]["confusion"].update(classifier="forest"), "figures.confusion.classifier"),
+    (lambda c: c["baselines"]["linear_layer"].update(methods=["byol"]), "baselines.linear_layer.methods"),
+    (lambda c: c["methods"]["random_init"].update(pretrain_seeds=[0, 0]), "pretrain_seeds"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)
@@ -224,5 +244,23 @@ def test_paper_config_plans_the_whole_dag_without_data(tmp_path):
     n_supervised = n_variants * len(config["evaluation"]["budgets"]) * len(config["evaluation"]["seeds"])
     planned = re.search(r"^train_supervised\s+(\d+)$", proc.stdout, re.M)
     assert planned and int(planned.group(1)) == n_supervised
+    planned = re.search(r"^train_linear_layer\s+(\d+)$", proc.stdout, re.M)  # the paper's SSL + LL, per method
+    assert planned and int(planned.group(1)) == n_supervised * len(config["baselines"]["linear_layer"]["methods"])
     for rule in ["plot_label_efficiency", "plot_confusion_matrix", "write_config"]:
         assert re.search(rf"^{rule}\s+\d+$", proc.stdout, re.M), rule
+
+
+def test_pretrain_seeds_plan_one_pretraining_per_seed(tmp_path):
+    """methods.<m>.pretrain_seeds: separate pretrainings <m>_seed<s>, each with its embeddings and
+    fits (and SSL + LL), pooled under <m> in the tables; the confusion figure reads every instance."""
+    def mutate(c):
+        c["methods"]["dino"]["pretrain_seeds"] = [3, 4]
+
+    proc = snakemake(tmp_path, "-n", "--forceall", configfile=_bad_config(tmp_path, mutate), timeout=120)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.M))
+    others = len(yaml.safe_load(TINY.read_text())["methods"]) - 1  # every method but dino: one each
+    # dino_seed3, dino_seed4 and the other trained methods; their embeddings and random_init's
+    assert counts["pretrain_ssl"] == str(2 + others - 1) and counts["embed"] == str(2 + others)
+    assert counts["train_linear_layer"] == "4"  # 2 instances x 2 variants x budget 5 x seed 0
+    for name in ["dino_seed3", "dino_seed4"]:
+        assert f"results/ssl/tiny/{name}/backbone.pt" in proc.stdout

@@ -8,6 +8,36 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def _expand_pretrain_seeds(methods):
+    """A method with `pretrain_seeds: [a, b, ...]` becomes one method instance per seed, named
+    `<method>_seed<a>`, each its own pretraining (params.seed / seed set to it) with its own
+    results/ssl/... and fits; `family` and `pretrain_seed` tell aggregation to pool them under
+    `<method>`, so the summary's intervals include the pretraining variance."""
+    out = {}
+    for name, entry in methods.items():
+        seeds = entry.get("pretrain_seeds")
+        if not seeds:
+            out[name] = entry
+            continue
+        if entry["kind"] == "published":
+            raise ValueError(f"methods.{name}.pretrain_seeds: published weights have no pretraining to repeat")
+        for seed in seeds:
+            instance = {**{k: v for k, v in entry.items() if k != "pretrain_seeds"},
+                        "family": name, "pretrain_seed": int(seed)}
+            if entry["kind"] != "random_init":  # a trained kind: its params.seed
+                instance["params"] = {**(entry.get("params") or {}), "seed": int(seed)}
+            else:
+                instance["seed"] = int(seed)
+            instance_name = f"{name}_seed{seed}"
+            if instance_name in methods:
+                raise ValueError(f"methods.{name}.pretrain_seeds: {instance_name!r} is also a method name")
+            out[instance_name] = instance
+    return out
+
+
+config["methods"] = _expand_pretrain_seeds(config["methods"])
+
 DATASETS = list(config["datasets"])
 METHODS = config["methods"]
 CLASSIFIERS = config["evaluation"]["classifiers"]
@@ -22,6 +52,22 @@ SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
 # baselines.supervised.imagenet adds a second baseline, the backbone ImageNet-initialised (method
 # "supervised_imagenet"); "supervised" keeps backbone.pretrained (random init in the SmallDataSSL config).
 SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("imagenet") else [])
+
+
+# The paper's "SSL + LL": a linear head (+ the final norm) trained on images through each SSL
+# method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
+LINEAR_LAYER = config.get("baselines", {}).get("linear_layer", {"enabled": False})
+LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or list(METHODS)
+
+
+def method_instances(name):
+    """The methods config entries made of `name`: its pretrain_seeds instances, or itself."""
+    return [m for m, entry in METHODS.items() if entry.get("family", m) == name]
+
+
+LINEAR_LAYER_METHODS = [m for family in LINEAR_LAYER_METHODS for m in method_instances(family) or [family]]
+LINEAR_LAYER_BUDGETS = [str(b) for b in LINEAR_LAYER.get("budgets") or BUDGETS]
+LINEAR_LAYER_SEEDS = LINEAR_LAYER.get("seeds") or SEEDS
 
 
 def variants(dataset):
@@ -40,7 +86,8 @@ def variant_min_class_size(wildcards):
 def ssl_method():
     """The SSL method of the paper-style figures and of the paired comparison."""
     confusion = config.get("figures", {}).get("confusion", {})
-    return confusion.get("method") or next(iter(_names(METHODS, "dino") or METHODS))
+    first = next(iter(_names(METHODS, "dino") or METHODS))
+    return confusion.get("method") or METHODS[first].get("family", first)
 
 
 def _names(mapping, kind):
@@ -66,7 +113,7 @@ def _check_config():
         if len(ds["classes"]) != len(set(ds["classes"])):
             raise ValueError(f"datasets.{name}.classes: class names must be unique")
     confusion = config.get("figures", {}).get("confusion", {})
-    if confusion.get("method") and confusion["method"] not in METHODS:
+    if confusion.get("method") and not method_instances(confusion["method"]):
         raise ValueError(
             f"figures.confusion.method: {confusion['method']!r} is not one of methods: {sorted(METHODS)}"
         )
@@ -95,6 +142,22 @@ def _check_config():
     extra = sorted(set(SUPERVISED_SEEDS) - set(SEEDS))
     if extra:
         raise ValueError(f"baselines.supervised.seeds: {extra} not in evaluation.seeds {SEEDS}")
+    _check_linear_layer()
+
+
+def _check_linear_layer():
+    if not LINEAR_LAYER.get("enabled", False):
+        return
+    if "linear_layer" in CLASSIFIERS:
+        raise ValueError("evaluation.classifiers.linear_layer: the name is taken by baselines.linear_layer; rename it")
+    for key, values, allowed, where in [
+        ("methods", LINEAR_LAYER_METHODS, list(METHODS), "methods"),
+        ("budgets", LINEAR_LAYER_BUDGETS, BUDGETS, "evaluation.budgets"),
+        ("seeds", LINEAR_LAYER_SEEDS, SEEDS, "evaluation.seeds"),
+    ]:
+        extra = [v for v in values if v not in allowed]
+        if extra:
+            raise ValueError(f"baselines.linear_layer.{key}: {extra} not in {where} {allowed}")
 
 
 _check_config()
@@ -223,6 +286,25 @@ def supervised_outputs(dataset, variant, budgets=None, arms=None):
     )
 
 
+def linear_layer_outputs(dataset, variant):
+    if not LINEAR_LAYER.get("enabled", False):
+        return []
+    return expand(
+        "results/fits/{dataset}/{variant}/{method}/budget_{budget}/linear_layer/seed_{seed}.json",
+        dataset=dataset,
+        variant=variant,
+        method=LINEAR_LAYER_METHODS,
+        budget=LINEAR_LAYER_BUDGETS,
+        seed=LINEAR_LAYER_SEEDS,
+    )
+
+
+def linear_layer_augmentation(wildcards):
+    """The views (and normalisation) the arm trains with: the method's, else the SSL method's."""
+    return (METHODS[wildcards.method].get("augmentation")
+            or METHODS[method_instances(ssl_method())[0]].get("augmentation") or {})
+
+
 def all_fit_outputs(wildcards=None):
     return [
         path
@@ -231,6 +313,7 @@ def all_fit_outputs(wildcards=None):
         for path in [
             *(p for method in METHODS for budget in BUDGETS for p in fit_outputs(dataset, variant, method, budget)),
             *supervised_outputs(dataset, variant),
+            *linear_layer_outputs(dataset, variant),
         ]
     ]
 
@@ -247,7 +330,7 @@ def confusion_fits(wildcards):
         "ssl": expand(
             "results/fits/{dataset}/classes_all/{method}/budget_{budget}/{classifier}/seed_{seed}.json",
             dataset=wildcards.dataset,
-            method=ssl_method(),
+            method=method_instances(ssl_method()),
             budget=confusion_budget(),
             classifier=classifier,
             seed=SEEDS,
@@ -256,7 +339,13 @@ def confusion_fits(wildcards):
     }
 
 
-TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison"]
+def confusion_predictions(wildcards):
+    """The test predictions of the Fig. 3 fits, for the per-class bootstrap intervals."""
+    return {f"{arm}_predictions": [p.replace(".json", ".predictions.csv") for p in paths]
+            for arm, paths in confusion_fits(wildcards).items()}
+
+
+TABLES = ["metrics", "summary", "label_efficiency", "paired_comparison", "ssl_health"]
 
 
 def get_final_outputs():
@@ -277,3 +366,11 @@ def get_final_outputs():
         outputs += expand("results/figures/method_comparison.{ext}", ext=["png", "pdf"])
     outputs.append("results/config.yaml")
     return outputs
+
+
+def ssl_health_inputs(wildcards=None):
+    """The health table reads the summary and every trained method's health.json."""
+    return {
+        "summary": "results/tables/summary.csv",
+        "health": expand("results/ssl/{dataset}/{method}/health.json", dataset=DATASETS, method=_trainable(METHODS)),
+    }

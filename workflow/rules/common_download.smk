@@ -37,12 +37,15 @@ def _paths(paths):
 def download_inputs(wildcards):
     """What a dataset's indexing and its images' readers need on disk: unpacked folders, data files
     and the check of hand-placed data."""
-    d = wildcards.dataset
+    return {f"download_{i}": f for i, f in enumerate(dataset_downloads(wildcards.dataset))}
+
+
+def dataset_downloads(d):
     files = [p for p, (name, _) in DOWNLOADS.items() if name == d and p not in ARCHIVES]
     files += [to for to, archive in UNPACKED.items() if DOWNLOADS[archive][0] == d]
     if d in MANUAL:
         files.append(f"results/data/{d}/manual_check.json")
-    return {f"download_{i}": f for i, f in enumerate(files)}
+    return files
 
 
 def _item(path):

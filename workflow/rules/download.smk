@@ -5,6 +5,14 @@
 include: "common_download.smk"
 
 
+# `snakemake download_data --keep-going --configfile ...`: fetch every dataset that can be fetched, check the hand-placed
+# ones, and nothing else.
+rule download_data:
+    input:
+        [f for d in DATASETS for f in dataset_downloads(d)],
+    localrule: True
+
+
 rule download_archive:
     output:
         archive=_archive_output("{archive}"),

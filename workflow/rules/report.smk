@@ -42,6 +42,7 @@ rule aggregate_metrics:
 rule plot_label_efficiency:
     input:
         summary="results/tables/summary.csv",
+        health="results/tables/ssl_health.csv",
     output:
         png=report(
             "results/figures/{figure}.png",
@@ -68,6 +69,7 @@ rule plot_label_efficiency:
 rule plot_balanced_accuracy:
     input:
         summary="results/tables/summary.csv",
+        health="results/tables/ssl_health.csv",
     output:
         png=report(
             "results/figures/{dataset}/balanced_accuracy.png",
@@ -91,6 +93,7 @@ rule plot_balanced_accuracy:
 rule plot_confusion_matrix:
     input:
         unpack(confusion_fits),
+        unpack(confusion_predictions),
     output:
         png=report(
             "results/figures/{dataset}/confusion_matrix.png",
@@ -181,3 +184,26 @@ rule plot_method_comparison:
         "../../envs/sklearn.yaml"
     script:
         "../scripts/plot_method_comparison.py"
+
+
+# SSL health: per dataset x method, the pretraining's final collapse signals and the gap to
+# random_init at a mid budget, with a verdict (medssl.health). Shown first in the report.
+rule ssl_health:
+    input:
+        unpack(ssl_health_inputs),
+    output:
+        report(
+            "results/tables/ssl_health.csv",
+            caption="../report/ssl_health.rst",
+            category="1. SSL health",
+        ),
+    log:
+        "results/logs/ssl_health/ssl_health.log",
+    benchmark:
+        "results/benchmarks/ssl_health/ssl_health.tsv"
+    params:
+        config=config,
+    conda:
+        "../../envs/sklearn.yaml"
+    script:
+        "../scripts/ssl_health.py"

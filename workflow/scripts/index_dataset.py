@@ -4,7 +4,8 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.checks import check_inside_root
-from medssl.data import DatasetError, check_images, index_folder, index_npz, read_groups, read_manifest
+from medssl.data import (DatasetError, check_images, index_folder, index_npz, index_split_folders, read_groups,
+                         read_manifest)
 from medssl.runtime import atomic_path, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -18,8 +19,7 @@ if ds.get("split", {}).get("group_column") and source["kind"] != "manifest":
 if source["kind"] == "npz":  # MedMNIST format: image ids "<split>/<row>" inside the archive
     manifest = index_npz(root, ds["classes"])
 elif source["kind"] == "folder" and source.get("split_folders"):  # root/{train,val,test}/<class>/...
-    manifest = pd.concat([index_folder(root / part, ds["classes"]).assign(image=lambda f, p=part: p + "/" + f["image"])
-                          for part in ("train", "val", "test") if (root / part).is_dir()], ignore_index=True)
+    manifest = index_split_folders(root, ds["classes"])
 elif source["kind"] == "folder":
     manifest = index_folder(root, ds["classes"])
     if source.get("unlabeled_root"):

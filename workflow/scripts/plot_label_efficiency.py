@@ -1,6 +1,7 @@
 """Fig. 1 (every class) / Fig. 2 (classes with >= min_class_size images): one panel per dataset."""
 import pandas as pd
 
+from medssl.health import did_not_learn
 from medssl.report import plot_label_efficiency, save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
@@ -15,7 +16,11 @@ if snakemake.wildcards.figure.startswith("fig1"):
 else:
     variants = {d: f"classes_min{ds['min_class_size']}" for d, ds in datasets.items() if ds.get("min_class_size")}
     title = "Classes with at least min_class_size labeled images"
-fig = plot_label_efficiency(summary, datasets, snakemake.params.ssl_method, variants, title)
+method = snakemake.params.ssl_method
+health = pd.read_csv(snakemake.input.health)
+not_learned = {d: {method: v} for d in datasets if (v := did_not_learn(health, d, method))}
+fig = plot_label_efficiency(summary, datasets, method, variants, title,
+                            config.get("baselines", {}).get("supervised"), not_learned)
 for png_or_pdf in (snakemake.output.png, snakemake.output.pdf):
     write_provenance(png_or_pdf, config)
 save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -10,10 +10,12 @@ from medssl.runtime import die_with_snakemake, fail_once, limit_threads, setup_l
 
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()
-with fail_once(snakemake.log[0], snakemake.resources.attempt):
+from medssl.ssl import CollapseError, launch_pretraining  # noqa: E402
+
+# a collapsed run collapses again (it is seeded), so it is not retried either
+with fail_once(snakemake.log[0], snakemake.resources.attempt, also=(CollapseError,)):
     from medssl.checks import check_disjoint
     from medssl.data import read_split
-    from medssl.ssl import launch_pretraining
 
     limit_threads(snakemake.threads)
     resources = snakemake.resources

@@ -4,12 +4,10 @@ from medssl.runtime import die_with_snakemake, fail_once, setup_logging
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()
 with fail_once(snakemake.log[0], snakemake.resources.attempt):
-    import pandas as pd
-
     from medssl.checks import check_disjoint
     from medssl.data import read_split
-    from medssl.runtime import atomic_path, limit_threads, write_json
-    from medssl.supervised import resolve_device, run_supervised, settings_with_defaults
+    from medssl.runtime import limit_threads
+    from medssl.supervised import resolve_device, run_supervised, settings_with_defaults, write_fit
 
     limit_threads(snakemake.threads)
     wc = snakemake.wildcards
@@ -23,9 +21,5 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
         labeled, test, snakemake.params.image_root,
         ds["classes"], ds["image_size"], ds.get("channels", 3), wc.budget, int(wc.seed),
         snakemake.params.min_class_size, snakemake.params.backbone, settings, device)
-    classes = record["classes"]
-    with atomic_path(snakemake.output.predictions) as tmp:
-        pd.DataFrame({"image": test.images, "label": [classes[i] for i in test.labels],
-                      "prediction": [classes[i] for i in y_pred]}).to_csv(tmp, index=False)
-    write_json({"dataset": wc.dataset, "variant": wc.variant, "method": wc.baseline, **record},
-               snakemake.output.metrics)
+    write_fit(record, test, y_pred, snakemake.output.metrics, snakemake.output.predictions,
+              dataset=wc.dataset, variant=wc.variant, method=wc.baseline)

@@ -171,6 +171,8 @@ def source_files(source: Mapping) -> list[str]:
     """The files a dataset source is read from: the manifest, or every file under a folder."""
     if source["kind"] == "manifest":
         return [source["manifest"]]
+    if source["kind"] == "npz":
+        return [source["path"]]
     if source["kind"] != "folder":
         return []
     files = []

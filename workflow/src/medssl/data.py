@@ -52,6 +52,7 @@ __all__ = [
     "ssl_pool",
     "load_image",
     "index_npz",
+    "index_split_folders",
     "official_splits",
     "ImageDataset",
     "load_all",
@@ -545,6 +546,17 @@ def index_folder(
             raise DatasetError(f"{root / cls}: class folder {cls!r} contains no images ({sorted(exts)})")
         rows.extend((f, cls) for f in files)
     return pd.DataFrame(rows, columns=["image", "label"])
+
+
+def index_split_folders(root: Path, class_names: Sequence[str]) -> pd.DataFrame:
+    """``root/{train,val,test}/<class>/**`` (a dataset shipped with its official split, e.g. the pneumonia
+    CXRs) -> DataFrame(image, label) with image ids ``<split>/<class>/...`` for :func:`official_splits`."""
+    root = Path(root)
+    parts = [p for p in NPZ_SPLITS if (root / p).is_dir()]
+    if "train" not in parts or "test" not in parts:
+        raise DatasetError(f"{root}: split_folders needs train/ and test/ sub-folders; found {parts}")
+    frames = [index_folder(root / p, class_names).assign(image=lambda f, p=p: p + "/" + f["image"]) for p in parts]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _read_csv(csv_path: Path) -> pd.DataFrame:

@@ -157,8 +157,8 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: str
 
 def _retry_or_raise(url, part, attempt, retries, backoff, err, log):
     if attempt == retries:
-        raise DownloadError(f"downloading {url} failed after {retries} attempts: {err}; the partial file "
-                            f"{part} is kept and resumed by the next run") from err
+        kept = f"; the partial file {part} is kept and resumed by the next run" if part.exists() else ""
+        raise DownloadError(f"downloading {url} failed after {retries} attempts: {err}{kept}") from err
     wait = backoff * 2 ** (attempt - 1)
     log.warning("%s: attempt %d/%d failed (%s); resuming in %.0f s", url, attempt, retries, err, wait)
     time.sleep(wait)

@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medssl.statistics import add_holm, paired_t
+from medssl.health import dl_baseline_untrained
+
 METRICS = ["balanced_accuracy", "accuracy", "macro_f1", "roc_auc"]
 KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]
 # results/tables/metrics.csv, one row per fit:
@@ -58,6 +61,21 @@ def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] |
                           kind="stable").reset_index(drop=True)
 
 
+def pool_pretraining_seeds(metrics: pd.DataFrame, methods: Mapping[str, Mapping],
+                           arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Rows of the instances of a method with ``pretrain_seeds`` (config entries with ``family`` and
+    ``pretrain_seed``, made by the workflow) renamed to their method, with a ``pretrain_seed``
+    column (empty for methods pretrained once), so every summary over seeds pools pretraining and
+    label-draw seeds: its std and CI include the pretraining variance."""
+    out = metrics.copy()
+    family = {name: entry.get("family", name) for name, entry in methods.items()}
+    seed = {name: entry.get("pretrain_seed") for name, entry in methods.items()}
+    out.insert(out.columns.get_loc("seed"), "pretrain_seed", out["method"].map(seed).astype("Int64"))
+    out["method"] = out["method"].map(lambda m: family.get(m, m))
+    out["arm"] = [arm_label(m, c, arm_labels) for m, c in zip(out["method"], out["classifier"])]
+    return out
+
+
 def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = None) -> str:
     if method == SUPERVISED:
         return DL_ARM
@@ -84,43 +102,53 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def benchmarks(dataset_cfg: Mapping, variant: str, summary: pd.DataFrame | None = None) -> dict[str, float | None]:
+def benchmarks(dataset_cfg: Mapping, variant: str, summary: pd.DataFrame | None = None,
+               supervised_cfg: Mapping | None = None) -> dict[str, float | None]:
     """The horizontal lines of a panel: the literature benchmark and the DL benchmark.
 
     Values come from the dataset's config (min_class_benchmarks for a classes_min<N> variant); a
-    missing DL benchmark falls back to this run's DL baseline at budget 'all' (mean over seeds)."""
+    missing DL benchmark falls back to this run's DL baseline at budget 'all' (mean over seeds),
+    unless that baseline did not train (``dl_untrained`` says why; see medssl.health)."""
     if variant == "classes_all":
         lit, dl = dataset_cfg.get("literature_benchmark"), dataset_cfg.get("dl_benchmark")
     else:
         extra = dataset_cfg.get("min_class_benchmarks") or {}
         lit, dl = extra.get("literature"), extra.get("dl")
-    measured = None
+    measured, untrained = None, None
     if summary is not None:
         rows = summary[(summary["variant"] == variant) & (summary["method"] == SUPERVISED)
                        & (summary["budget"] == "all")]
         if len(rows):
             measured = float(rows["balanced_accuracy_mean"].iloc[0])
-    return {"literature": lit, "dl": dl if dl is not None else measured, "dl_measured": measured}
+            untrained = dl_baseline_untrained(supervised_cfg, measured, int(rows["n_classes"].iloc[0]))
+    return {"literature": lit, "dl": dl if dl is not None else (None if untrained else measured),
+            "dl_measured": measured, "dl_configured": dl, "dl_untrained": untrained}
 
 
-def label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]) -> pd.DataFrame:
-    """Per dataset x variant x arm and benchmark: the smallest budget whose mean balanced accuracy
-    reaches the benchmark (empty when none does), with the images per class and in all at it."""
+def label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping],
+                     supervised_cfg: Mapping | None = None) -> pd.DataFrame:
+    """Per dataset x variant x arm and benchmark (literature, the configured DL benchmark, this run's
+    DL baseline): the smallest budget whose mean balanced accuracy reaches it (empty when none does),
+    with the images per class and in all at it. A DL baseline that did not train is no benchmark:
+    its rows say why in ``note`` and reach nothing."""
     rows = []
     for (dataset, variant), data in summary.groupby(["dataset", "variant"], sort=False):
-        marks = benchmarks(datasets.get(dataset, {}), variant, data)
-        named = {"literature": marks["literature"], "dl_benchmark": marks["dl"],
+        marks = benchmarks(datasets.get(dataset, {}), variant, data, supervised_cfg)
+        named = {"literature": marks["literature"], "dl_benchmark": marks["dl_configured"],
                  "dl_benchmark_this_run": marks["dl_measured"]}
         for (method, classifier, arm), line in data.groupby(["method", "classifier", "arm"], sort=False):
             line = line.sort_values("budget_per_class")
             for name, value in named.items():
                 if value is None or (isinstance(value, float) and np.isnan(value)):
                     continue
-                hit = line[line["balanced_accuracy_mean"] >= value]
+                note = ""
+                if name == "dl_benchmark_this_run" and marks["dl_untrained"]:
+                    note = f"not a benchmark: the DL baseline {marks['dl_untrained']}"
+                hit = line[line["balanced_accuracy_mean"] >= value] if not note else line.iloc[:0]
                 first = hit.iloc[0] if len(hit) else None
                 rows.append({
                     "dataset": dataset, "variant": variant, "method": method, "classifier": classifier, "arm": arm,
-                    "benchmark": name, "benchmark_value": value,
+                    "benchmark": name, "benchmark_value": value, "note": note,
                     "budget_reached": first["budget"] if first is not None else None,
                     "budget_per_class_reached": first["budget_per_class"] if first is not None else None,
                     "n_train_reached": first["n_train_mean"] if first is not None else None,
@@ -128,7 +156,7 @@ def label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]) -> 
                     "best_budget": line.loc[line["balanced_accuracy_mean"].idxmax(), "budget"],
                 })
     return pd.DataFrame(rows, columns=["dataset", "variant", "method", "classifier", "arm", "benchmark",
-                                       "benchmark_value", "budget_reached", "budget_per_class_reached",
+                                       "benchmark_value", "note", "budget_reached", "budget_per_class_reached",
                                        "n_train_reached", "best_mean", "best_budget"])
 
 
@@ -137,11 +165,15 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
     dataset x variant x budget, and pooled over budgets ("pooled": pairs = budget x seed).
 
     Two-sided Wilcoxon signed-rank test of the balanced-accuracy differences (exact for small n; with
-    5 seeds the smallest possible p is 0.0625, so per-budget tests cannot reach 0.05 -- read the
-    pooled row, and the win count)."""
+    5 seeds the smallest possible p is 0.0625) and a paired t-test, per budget Holm-adjusted over
+    the dataset's budgets (`add_holm`); the pooled row treats nested budget x seed pairs as
+    independent and is descriptive only. With several pretrainings the SSL value of a label draw is
+    the mean over them."""
     ssl = df[(df["method"] == method) & (df["classifier"] == classifier)]
     dl = df[df["method"] == SUPERVISED]
     keys = ["dataset", "variant", "budget", "seed"]
+    # several pretrainings (pretrain_seed): their mean per label draw is the paired unit
+    ssl = ssl.groupby([*keys, "arm", "budget_per_class"], as_index=False, sort=False)["balanced_accuracy"].mean()
     pairs = ssl.merge(dl, on=keys, suffixes=("_ssl", "_dl"))
     rows = []
     if pairs.empty:
@@ -157,12 +189,13 @@ def paired_comparison(df: pd.DataFrame, method: str, classifier: str) -> pd.Data
                 "n_pairs": len(g), "ssl_mean": g["balanced_accuracy_ssl"].mean(),
                 "dl_mean": g["balanced_accuracy_dl"].mean(), "mean_difference": g["diff"].mean(),
                 "ssl_wins": int((g["diff"] > 0).sum()), "wilcoxon_statistic": statistic, "p_value": p,
+                "t_test_p": paired_t(g["diff"].to_numpy()),
             })
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    return add_holm(pd.DataFrame(rows, columns=PAIRED_COLUMNS[:-2]), PAIRED_COLUMNS)
 
 
 PAIRED_COLUMNS = ["dataset", "variant", "budget", "ssl_arm", "n_pairs", "ssl_mean", "dl_mean", "mean_difference",
-                  "ssl_wins", "wilcoxon_statistic", "p_value"]
+                  "ssl_wins", "wilcoxon_statistic", "p_value", "t_test_p", "p_value_holm", "t_test_p_holm"]
 
 
 def _wilcoxon(diff: np.ndarray) -> tuple[float, float]:
@@ -231,11 +264,31 @@ def _benchmark_lines(ax, marks: Mapping[str, float | None]) -> None:
         ax.axhline(marks["dl"], color="black", ls="-.", lw=1, label="DL benchmark")
 
 
+def _dl_line(ax, line: pd.DataFrame, untrained: str | None) -> None:
+    """The DL baseline's curve; one that did not train is drawn faint and labelled as such."""
+    if untrained:
+        line = line.assign(arm=line["arm"] + " (did not train: no benchmark)")
+        _line(ax, line, color="grey", ls=":", lw=1.2)
+    else:
+        _line(ax, line, color="black", ls="-", lw=1.8)
+
+
+def _mark_not_learned(ax, not_learned: Mapping[str, str] | None, methods) -> None:
+    """Red note on a panel for each SSL method that did not beat random_init (see medssl.health)."""
+    notes = [f"{m}: {v}" for m, v in (not_learned or {}).items() if m in set(methods)]
+    if notes:
+        ax.text(0.02, 0.98, "did not beat random init:\n" + "\n".join(notes), transform=ax.transAxes,
+                va="top", ha="left", fontsize=7, color="#b00020",
+                bbox={"facecolor": "white", "edgecolor": "#b00020", "alpha": 0.85})
+
+
 def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | None = None,
                            literature: float | None = None, dl_benchmark: float | None = None,
-                           variant: str = "classes_all"):
+                           variant: str = "classes_all", dl_untrained: str | None = None,
+                           not_learned: Mapping[str, str] | None = None):
     """Every arm of one dataset (all methods x classifiers, and the DL baseline): balanced accuracy
-    against labeled images per class, band = +-1 std over seeds. Returns the matplotlib figure."""
+    against labeled images per class, band = +-1 std over seeds. ``not_learned`` (method -> verdict)
+    marks SSL methods that did not beat random_init. Returns the matplotlib figure."""
     import seaborn as sns
 
     plt = _pyplot()
@@ -247,11 +300,14 @@ def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | Non
     palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
     styles = dict(zip(methods, ["-", "--", ":", (0, (5, 1, 1, 1))] * 4))
     for (method, classifier), line in data.groupby(["method", "classifier"], sort=False):
-        if classifier == "finetune":  # the supervised baselines (ImageNet-initialised one dash-dotted)
-            _line(ax, line, color="black", ls="-" if method == SUPERVISED else "-.", lw=1.8)
+        if method == SUPERVISED:
+            _dl_line(ax, line, dl_untrained)
+        elif classifier == "finetune":  # the ImageNet-initialised supervised baseline, dash-dotted
+            _line(ax, line, color="black", ls="-.", lw=1.8)
         else:
             _line(ax, line, color=palette[classifier], ls=styles[method])
     _benchmark_lines(ax, {"literature": literature, "dl": dl_benchmark})
+    _mark_not_learned(ax, not_learned, methods)
     if len(data):
         ax.axhline(1.0 / int(data["n_classes"].iloc[0]), color="lightgrey", lw=0.8, zorder=0)
     _budget_axis(ax, data)
@@ -266,7 +322,8 @@ def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | Non
 
 
 def plot_label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping], method: str,
-                          variants: Mapping[str, str], title: str | None = None):
+                          variants: Mapping[str, str], title: str | None = None,
+                          supervised_cfg: Mapping | None = None, not_learned: Mapping[str, Mapping[str, str]] | None = None):
     """The paper's Fig. 1 (variants = classes_all) / Fig. 2 (classes_min<N>): one panel per dataset,
     balanced accuracy (mean +- std over seeds) of every classifier on the SSL `method`'s embeddings
     and of the DL baseline against the maximum labeled images per class (log axis, then 'all'),
@@ -284,12 +341,14 @@ def plot_label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]
         data["x"] = budget_positions(data)
         classifiers = [c for c in dict.fromkeys(data.loc[data["method"] == method, "classifier"])]
         palette = dict(zip(classifiers, sns.color_palette("colorblind", len(classifiers))))
+        marks = benchmarks(datasets[dataset], variant, data, supervised_cfg)
         for (m, classifier), line in data.groupby(["method", "classifier"], sort=False):
             if m == SUPERVISED:
-                _line(ax, line, color="black", lw=1.8)
+                _dl_line(ax, line, marks["dl_untrained"])
             else:
                 _line(ax, line, color=palette[classifier])
-        _benchmark_lines(ax, benchmarks(datasets[dataset], variant, data))
+        _benchmark_lines(ax, marks)
+        _mark_not_learned(ax, (not_learned or {}).get(dataset), [method])
         ssl = data[data["method"] == method]
         _budget_axis(ax, ssl if len(ssl) else data, top_axis=True)
         ax.set_xlabel("maximum labeled training images per class")
@@ -332,13 +391,14 @@ def per_class_accuracy(records: Sequence[dict], classes: Sequence[str]) -> np.nd
 def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
                           baseline: Sequence[dict] | None = None,
                           literature_per_class: Mapping[str, float] | None = None,
-                          ours_label: str = "ours"):
+                          ours_label: str = "ours",
+                          intervals: Mapping[str, Mapping[str, tuple[float, float]]] | None = None):
     """The paper's Fig. 3: mean +- std (over seeds) of the row-normalised confusion matrix, classes
-    ordered by frequency in the labeled pool, a class-frequency bar panel (log scale) on the right,
-    and below, rows of per-class accuracy: ours, the literature's (when given), the DL baseline's at
-    the same budget (when given)."""
+    ordered by frequency in the labeled pool, a class-frequency bar panel (linear, labelled) on the
+    right, and below, rows of per-class accuracy: ours, the literature's (when given), the DL
+    baseline's at the same budget (when given); ``intervals`` {row label: {class: (low, high)}}
+    (e.g. `per_class_bootstrap`) are printed under the row's values."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     classes = records[0]["classes"]
     counts = np.asarray(records[0]["pool_class_counts"])
@@ -372,18 +432,22 @@ def plot_confusion_matrix(records: Sequence[dict], title: str | None = None,
     ax.set_ylabel("true")
     ax.set_title(title or "", fontsize=9)
     bar.barh(range(n), counts[order], color="grey")
-    bar.set_xscale("log")
-    bar.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    bar.xaxis.set_minor_formatter(NullFormatter())
+    bar.set_xlim(0, max(1, counts.max()) * 1.05)  # linear: near-balanced classes look balanced
+    bar.tick_params(axis="x", labelsize=6, rotation=90)
     bar.set_ylim(n - 0.5, -0.5)
     bar.tick_params(axis="y", labelleft=False)
     bar.set_xlabel("labeled images", fontsize=7)
     strip = np.vstack([r for _, r in rows])
     acc.imshow(np.nan_to_num(strip, nan=0.0), cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(rows)):
+    intervals = intervals or {}
+    for i, (label, _) in enumerate(rows):
         for j in range(n):
             value = strip[i, j]
-            acc.text(j, i, "–" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
+            text = "–" if np.isnan(value) else f"{value:.2f}"
+            low, high = intervals.get(label, {}).get(names[j], (np.nan, np.nan))
+            if not np.isnan(value) and not np.isnan(low):
+                text += f"\n[{low:.2f}, {high:.2f}]"
+            acc.text(j, i, text, ha="center", va="center", fontsize=5 if "\n" in text else 6,
                      color="white" if value > 0.6 else "black")
     acc.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=7)
     acc.set_xticks(range(n), names, rotation=90, fontsize=7)

@@ -194,13 +194,14 @@ class NotRetried(RuntimeError):
 
 
 @contextlib.contextmanager
-def fail_once(log_path: str | os.PathLike, attempt: int) -> Iterator[None]:
+def fail_once(log_path: str | os.PathLike, attempt: int, also: tuple[type, ...] = ()) -> Iterator[None]:
     """Make Snakemake's `retries` re-run only failures a retry can fix.
 
     Snakemake retries every failed job. Inside this block a deterministic error
     (:data:`DETERMINISTIC_ERRORS`) leaves a marker next to the job's log; a retry of the job
     (``attempt`` > 1) that finds the marker fails at once with the first attempt's message
-    instead of loading data and building the model again. A fresh run (attempt 1) starts clean."""
+    instead of loading data and building the model again. A fresh run (attempt 1) starts clean.
+    ``also``: further exception types a job knows to be deterministic (e.g. a collapsed SSL run)."""
     marker = Path(f"{log_path}.error")
     if attempt > 1 and marker.exists():
         raise NotRetried(f"not retried (attempt {attempt}): the first attempt failed with an error a retry "
@@ -208,7 +209,7 @@ def fail_once(log_path: str | os.PathLike, attempt: int) -> Iterator[None]:
     marker.unlink(missing_ok=True)
     try:
         yield
-    except DETERMINISTIC_ERRORS as err:
+    except DETERMINISTIC_ERRORS + tuple(also) as err:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{type(err).__name__}: {err}\n")
         raise

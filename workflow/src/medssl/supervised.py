@@ -327,3 +327,13 @@ def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | 
              classifier, budget, seed, len(index), info["n_fit"], info["n_val"], info["best_epoch"],
              record["balanced_accuracy"])
     return record, test_set, y_pred
+
+
+def write_fit(record: Mapping[str, Any], test_set: Embeddings, y_pred: np.ndarray, metrics_path: str | Path,
+              predictions_path: str | Path, **meta: Any) -> None:
+    """The fit's test predictions CSV (image, label, prediction) and its JSON record (``meta`` first)."""
+    classes = record["classes"]
+    with runtime.atomic_path(predictions_path) as tmp:
+        pd.DataFrame({"image": test_set.images, "label": [classes[i] for i in test_set.labels],
+                      "prediction": [classes[i] for i in y_pred]}).to_csv(tmp, index=False)
+    runtime.write_json({**meta, **record}, metrics_path)

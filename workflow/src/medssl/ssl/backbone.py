@@ -50,7 +50,8 @@ class MultiCropWrapper(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, crops: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    def forward(self, crops: list[torch.Tensor] | torch.Tensor, return_features: bool = False):
+        """Head outputs of all crops; with ``return_features`` also the backbone features [N, D]."""
         if isinstance(crops, torch.Tensor):
             crops = [crops]
         features, start = [], 0
@@ -60,7 +61,9 @@ class MultiCropWrapper(nn.Module):
                 end += 1
             features.append(_pooled(self.backbone(torch.cat(crops[start:end]))))
             start = end
-        return self.head(torch.cat(features))
+        features = torch.cat(features)
+        out = self.head(features)
+        return (out, features) if return_features else out
 
 
 class PerViewWrapper(nn.Module):

@@ -46,6 +46,9 @@ class DinoConfig(TrainConfig):
     warmup_teacher_temp_epochs: float = 0
     student_temp: float = 0.1
     center_momentum: float = 0.9
+    centering: str = "ema"  # "ema" (DINO's centre) | "sinkhorn" (DINOv2's Sinkhorn-Knopp teacher)
+    sinkhorn_iterations: int = 3
+    koleo_weight: float = 0.0  # DINOv2's KoLeo regulariser on the student's global-view features (0.1 there)
     out_dim: int = 65536
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
@@ -57,9 +60,13 @@ class DinoConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("out_dim", "hidden_dim", "bottleneck_dim", "head_layers"):
+        for key in ("out_dim", "hidden_dim", "bottleneck_dim", "head_layers", "sinkhorn_iterations"):
             if getattr(self, key) < 1:
                 raise ValueError(f"DinoConfig.{key} must be >= 1, got {getattr(self, key)}")
+        if self.centering not in ("ema", "sinkhorn"):
+            raise ValueError(f"DinoConfig.centering={self.centering!r}; expected one of ('ema', 'sinkhorn')")
+        if self.koleo_weight < 0:
+            raise ValueError(f"DinoConfig.koleo_weight must be >= 0, got {self.koleo_weight}")
 
     def schedules(self, ipe: int) -> dict:
         return {
@@ -131,18 +138,25 @@ class DINOLoss(nn.Module):
     teacher distribution and KL(teacher || student) averaged over the same pairs as the loss.
     """
 
-    def __init__(self, out_dim: int, n_crops: int, student_temp: float = 0.1, center_momentum: float = 0.9):
+    def __init__(self, out_dim: int, n_crops: int, student_temp: float = 0.1, center_momentum: float = 0.9,
+                 centering: str = "ema", sinkhorn_iterations: int = 3):
         super().__init__()
         self.n_crops = n_crops
         self.student_temp = student_temp
         self.center_momentum = center_momentum
+        self.centering = centering
+        self.sinkhorn_iterations = sinkhorn_iterations
         self.register_buffer("center", torch.zeros(1, out_dim))
         self.last_stats: dict[str, torch.Tensor] = {}
 
     def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, teacher_temp: float) -> torch.Tensor:
         student_logp = F.log_softmax(student_out.float() / self.student_temp, dim=-1).chunk(self.n_crops)
-        teacher_logq = F.log_softmax((teacher_out.float().detach() - self.center) / teacher_temp, dim=-1)
-        teacher_q = teacher_logq.exp()
+        if self.centering == "sinkhorn":
+            teacher_q = sinkhorn_knopp(teacher_out.float().detach() / teacher_temp, self.sinkhorn_iterations)
+            teacher_logq = teacher_q.clamp_min(1e-12).log()
+        else:
+            teacher_logq = F.log_softmax((teacher_out.float().detach() - self.center) / teacher_temp, dim=-1)
+            teacher_q = teacher_logq.exp()
         n_global = teacher_out.shape[0] // student_logp[0].shape[0]
 
         total, n_terms = 0.0, 0
@@ -158,7 +172,8 @@ class DINOLoss(nn.Module):
             # Every teacher crop appears in the same number of pairs, so pair-mean entropy = crop-mean.
             entropy = -(teacher_q * teacher_logq).sum(-1).mean()
             self.last_stats = {"teacher_entropy": entropy, "kl_teacher_student": loss.detach() - entropy}
-        self.update_center(teacher_out)
+        if self.centering == "ema":  # Sinkhorn-Knopp needs no centre; it stays at 0
+            self.update_center(teacher_out)
         return loss
 
     @torch.no_grad()
@@ -170,6 +185,45 @@ class DINOLoss(nn.Module):
             world = dist.get_world_size()
         batch_center = batch_center / (teacher_out.shape[0] * world)
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: torch.Tensor, iterations: int = 3) -> torch.Tensor:
+    """DINOv2's teacher assignment: rows of ``softmax(scores)`` rescaled so that every prototype gets
+    the same share of the (global, all-reduced) batch; [B, K] -> [B, K], each row sums to 1.
+
+    Equal prototype usage rules out both collapses (one prototype for all, or uniform rows). Done in
+    the log domain: a sharp teacher (scores / 0.04) underflows exp() in float32.
+    """
+    distributed = dist.is_available() and dist.is_initialized()
+    log_q = scores.double().t()  # K x B
+    n_samples = log_q.shape[1] * (dist.get_world_size() if distributed else 1)
+    n_protos = log_q.shape[0]
+
+    def logsumexp_over_samples(x: torch.Tensor) -> torch.Tensor:
+        top = x.max(dim=1, keepdim=True).values
+        if distributed:
+            dist.all_reduce(top, op=dist.ReduceOp.MAX)
+        total = (x - top).exp().sum(dim=1, keepdim=True)
+        if distributed:
+            dist.all_reduce(total)
+        return top + total.log()
+
+    for _ in range(iterations):
+        log_q = log_q - logsumexp_over_samples(log_q) - math.log(n_protos)  # each prototype: 1/K of the mass
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(n_samples)  # each sample: 1/B
+    return (log_q + math.log(n_samples)).exp().t().to(scores.dtype)
+
+
+def koleo_loss(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Kozachenko-Leonenko entropy estimator (DINOv2): -mean log distance of each L2-normalised
+    feature to its nearest neighbour in the batch; spreads the features over the sphere."""
+    x = F.normalize(features.float(), p=2, dim=-1, eps=eps)
+    with torch.no_grad():
+        dots = x @ x.t()
+        dots.fill_diagonal_(-2.0)
+        nearest = dots.argmax(dim=1)
+    return -torch.log(F.pairwise_distance(x, x[nearest], eps=eps) + eps).mean()
 
 
 def cancel_last_layer_grads(model: nn.Module, it: int, freeze_iters: int) -> None:
@@ -192,13 +246,17 @@ class DINO(Method):
     @classmethod
     def build(cls, cfg: DinoConfig, backbone_spec: dict, n_views: int) -> "DINO":
         student, teacher = build_student_teacher(cfg, backbone_spec)
-        return cls(cfg, student, DINOLoss(cfg.out_dim, n_views, cfg.student_temp, cfg.center_momentum), teacher)
+        return cls(cfg, student, DINOLoss(cfg.out_dim, n_views, cfg.student_temp, cfg.center_momentum,
+                                          cfg.centering, cfg.sinkhorn_iterations), teacher)
 
     def loss(self, model, views, it, sched):
         with torch.no_grad():
             teacher_out = self.teacher(views[:2])  # only the 2 global views go through the teacher
-        student_out = model(views)
+        student_out, features = model(views, return_features=True)
         loss = self.criterion(student_out, teacher_out, float(sched.teacher_temp[it]))
+        if self.cfg.koleo_weight > 0:  # per global view, as DINOv2
+            n = views[0].shape[0]
+            loss = loss + self.cfg.koleo_weight * sum(koleo_loss(features[i * n:(i + 1) * n]) for i in range(2))
         return loss, self.criterion.last_stats
 
     def edit_gradients(self, model, it, sched):

@@ -1,0 +1,54 @@
+"""The paper's "SSL + LL" arm: a linear classifier trained on images through the frozen SSL backbone.
+
+As sparsam's `--trainings_mode linear` (REFERENCE 1.10): of the whole network only the parameters
+whose dotted name has a component ``head`` or ``norm`` train -- a new linear head and the backbone's
+final LayerNorm -- with the DL baseline's loop (`medssl.supervised.train_model`: AdamW lr 1e-4,
+wd 0.05, class-weighted cross-entropy on the DINO multi-crop views with labels repeated per view,
+early stopping on 30 % of the budget). Unlike the original, whose backbone was a fresh ImageNet
+model (REFERENCE 5), the backbone carries the SSL method's weights, and it runs in eval mode (a
+frozen backbone keeps its BatchNorm statistics; the original's train mode updated them).
+
+The fast alternative on stored embeddings is the classifier `medssl.classify.LinearProbe`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER = "linear_layer"  # the arm's name in results/fits/ and metrics.csv
+TRAINABLE = ("head", "norm")
+
+
+def frozen_backbone_classifier(backbone_spec: Mapping[str, Any], weights: str | Path | None,
+                               n_classes: int) -> torch.nn.Module:
+    """The backbone (``weights`` loaded strictly) with a new ``n_classes`` linear head; every
+    parameter frozen except those with a dotted-name component in ``TRAINABLE``."""
+    from medssl.ssl import load_backbone
+
+    model = load_backbone(dict(backbone_spec), Path(weights) if weights else None)
+    model.reset_classifier(n_classes)
+    names = []
+    for name, param in model.named_parameters():
+        param.requires_grad = bool(set(name.split(".")) & set(TRAINABLE))
+        if param.requires_grad:
+            names.append(name)
+    if not any(n.split(".")[0] != "head" for n in names):
+        log.warning("%s has no parameter named 'norm': only the linear head trains", backbone_spec["name"])
+    log.info("trainable: %s (%d parameters)", names,
+             sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return model
+
+
+def settings_for_method(settings: Mapping[str, Any], augmentation: Mapping[str, Any]) -> dict[str, Any]:
+    """The arm's training settings; the multi-crop views and the input normalisation default to
+    those the method's backbone was pretrained with (``methods.<m>.augmentation``)."""
+    out = {"augment": "multicrop", **{k: v for k, v in settings.items() if v is not None}}
+    out.setdefault("multicrop", {k: v for k, v in augmentation.items()})
+    out.setdefault("normalize", augmentation.get("normalize", "imagenet"))
+    return out
