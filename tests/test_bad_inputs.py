@@ -299,6 +299,7 @@ def folder_workdir(tmp_path: Path, source: dict | None = None) -> Path:
     config["methods"]["dino"]["augmentation"].update(global_size=8, local_size=4)
     config["evaluation"].update(budgets=[1], seeds=[0])
     config["baselines"]["supervised"].update(budgets=[1])
+    config["baselines"]["linear_layer"].update(budgets=[1])
     config["figures"]["confusion"]["budget"] = 1
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     return tmp_path

@@ -51,9 +51,10 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
                 path = tiny_run / f"results/figures/{dataset}/{figure}.{ext}"
                 assert path.read_bytes()[:4] == magic
     summary = pd.read_csv(tiny_run / "results/tables/summary.csv", dtype={"budget": str})
-    ssl = summary["method"] != "supervised"
-    assert (summary.loc[ssl, "n_seeds"] == len(ev["seeds"])).all()
-    assert (summary.loc[~ssl, "n_seeds"] == len(sup["seeds"])).all()
+    dl, ll = summary["method"] == "supervised", summary["classifier"] == "linear_layer"
+    assert (summary.loc[~dl & ~ll, "n_seeds"] == len(ev["seeds"])).all()
+    assert (summary.loc[dl, "n_seeds"] == len(sup["seeds"])).all()
+    assert (summary.loc[ll, "n_seeds"] == len(config["baselines"]["linear_layer"]["seeds"])).all()
     for figure in ["fig1_balanced_accuracy", "fig2_balanced_accuracy_min_class_size"]:
         for ext, magic in [("png", b"\x89PNG"), ("pdf", b"%PDF")]:
             path = tiny_run / f"results/figures/{figure}.{ext}"
