@@ -9,6 +9,7 @@ processes that each load the embeddings and pay the imports once. Every task run
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -64,8 +65,17 @@ def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Se
             yield from _run_task(budget, seed, *args)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold OpenMP/torch threads
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(str(train_path), str(test_path))) as pool:
-        futures = [pool.submit(_run_task, budget, seed, *args) for budget, seed in tasks]
-        for future in futures:  # submission order = largest first; results kept in that order
-            yield from future.result()
+    # A spawned worker re-runs the parent's __main__ file unless it has none; under Snakemake that is the
+    # job script, which only works with the `snakemake` object Snakemake injected. The workers need
+    # nothing from it (the tasks live in this module), so the script is hidden from them.
+    main = sys.modules["__main__"]
+    script = main.__dict__.pop("__file__", None)
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(train_path), str(test_path))) as pool:
+            futures = [pool.submit(_run_task, budget, seed, *args) for budget, seed in tasks]
+            for future in futures:  # submission order = largest first; results kept in that order
+                yield from future.result()
+    finally:
+        if script is not None:
+            main.__file__ = script
