@@ -446,8 +446,10 @@ def test_sigkill_of_the_trainer_or_of_snakemake_mid_pretraining_loses_nothing(tm
     (workdir / CHECKPOINT).unlink()
     snakemake = start(workdir, "--forcerun", "pretrain_ssl")
     trainer = trainer_once_checkpointed(workdir, snakemake)
+    os.kill(trainer, signal.SIGSTOP)  # hold it mid-training (a quiet machine runs 8 epochs in a second)
     os.kill(snakemake.pid, signal.SIGKILL)
-    snakemake.communicate()
+    os.kill(trainer, signal.SIGCONT)
+    snakemake.communicate(timeout=60)
     deadline = time.monotonic() + 15
     while alive(trainer) and time.monotonic() < deadline:
         time.sleep(0.1)

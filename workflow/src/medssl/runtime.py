@@ -223,6 +223,7 @@ def die_with_snakemake(poll_seconds: float = 1.0) -> None:
     neither (``PR_SET_PDEATHSIG`` would only watch bash), and an orphaned trainer would go on writing
     the folder a rerun resumes from. A daemon thread watches the nearest ``snakemake`` ancestor
     (or the parent when there is none) and kills this process tree when it ends."""
+    import select
     import signal
     import threading
     import time
@@ -237,6 +238,14 @@ def die_with_snakemake(poll_seconds: float = 1.0) -> None:
         return
 
     def watch() -> None:
+        # A pidfd turns readable the moment the process exits (zombie or not): no polling window in
+        # which an orphaned trainer could still finish and write its outputs.
+        try:
+            fd = os.pidfd_open(watched.pid)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None and watched.is_running():
+            select.select([fd], [], [])
         while watched.is_running() and watched.status() != psutil.STATUS_ZOMBIE:
             time.sleep(poll_seconds)
         for child in me.children(recursive=True):
