@@ -149,6 +149,19 @@ def test_collapsing_dino_fails_naming_the_signal_and_warn_completes(tmp_path):
     assert [f["signal"] for f in health["failed"]] == ["teacher_entropy_ratio"]
 
 
+def test_sinkhorn_teacher_entropy_is_reported_but_not_a_collapse_verdict():
+    from medssl.ssl.dino import DinoConfig, DINO
+
+    row = {"teacher_entropy": 0.95 * math.log(256), "kl_teacher_student": 0.3}
+    for centering, key in (("ema", "teacher_entropy_ratio"), ("sinkhorn", "sinkhorn_teacher_entropy_ratio")):
+        method = DINO.__new__(DINO)
+        method.cfg = DinoConfig(out_dim=256, centering=centering)
+        signals = method.signals(row)
+        assert set(signals) == {key, "kl_teacher_student"} and signals[key] == pytest.approx(0.95)
+        failed = [f["signal"] for f in collapse.verdict(signals, CollapseConfig())]
+        assert failed == (["teacher_entropy_ratio"] if centering == "ema" else [])
+
+
 def test_embedding_signals_on_collapsed_and_spread_features():
     g = torch.Generator().manual_seed(0)
     spread = collapse.signals_of(torch.randn(512, 64, generator=g))
@@ -229,7 +242,11 @@ def test_one_step_of_every_shipped_preset(backbone, entry):
     assert math.isfinite(stats["loss"])
 
 
-def test_smalldata_views_default_to_the_dataset_image_size():
+def test_views_default_to_the_dataset_image_size():
     assert parse_spec({"kind": "vicreg", "image_size": 32})[2].global_size == 32
     assert parse_spec({"kind": "vicreg", "image_size": 32, "augmentation": {"global_size": 24}})[2].global_size == 24
-    assert parse_spec({"kind": "dino", "image_size": 32})[2].global_size == 224  # DINO: MultiCropConfig's default
+    # DINO: global views at the image size, local views at half of it (a 64 px dataset is not trained on 32 px crops)
+    views = parse_spec({"kind": "dino", "image_size": 64})[2]
+    assert (views.global_size, views.local_size) == (64, 32)
+    views = parse_spec({"kind": "dino", "image_size": 64, "augmentation": {"global_size": 56, "local_size": 24}})[2]
+    assert (views.global_size, views.local_size) == (56, 24)

@@ -24,7 +24,8 @@ COLLAPSED = "collapsed"
 REFERENCE = "untrained reference"
 NOT_COMPARED = "not compared"
 # The signals of health.json copied into the table (absent ones stay empty).
-SIGNALS = ("embedding_std_ratio", "effective_rank", "teacher_entropy_ratio", "kl_teacher_student")
+SIGNALS = ("embedding_std_ratio", "effective_rank", "teacher_entropy_ratio", "sinkhorn_teacher_entropy_ratio",
+           "kl_teacher_student")
 DEFAULTS = {"budget": None, "classifiers": ["svm", "logreg"], "margin": 0.0}
 # the budget the table compares at when evaluation.health.budget is not set
 PREFERRED_BUDGET = 25

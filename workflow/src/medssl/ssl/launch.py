@@ -37,8 +37,11 @@ def parse_spec(spec: dict):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"methods.<name>.params ({method.kind}): {exc}") from None
     aug = {**method.augmentation_defaults, **(spec.get("augmentation") or {})}
-    if method.kind != "dino" and "global_size" not in aug and spec.get("image_size"):
-        aug["global_size"] = int(spec["image_size"])  # views at the resolution the embedding stage uses
+    if spec.get("image_size"):  # unless set, views follow the dataset's size (the embedding stage's)
+        size = int(spec["image_size"])
+        aug.setdefault("global_size", size)
+        if method.kind == "dino":
+            aug.setdefault("local_size", max(8, size // 2))
     try:
         aug_cfg = MultiCropConfig.from_dict(aug)
     except (TypeError, ValueError) as exc:

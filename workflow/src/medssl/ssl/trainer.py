@@ -345,9 +345,10 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
         row.update(collapse.embedding_signals(method.export_backbone(), sample, normalize_mode, device,
                                               collapse_cfg.batch_size))
         history.append(row)
-        log.info("epoch %d/%d: loss %.4f, %s, embedding std x sqrt(d) %.3f, effective rank %.2f, lr %.3g, "
-                 "%.0f img/s", epoch, cfg.epochs, row["loss"], method.describe(row), row["embedding_std_ratio"],
-                 row["effective_rank"], row["lr"], row["images_per_s"])
+        described = method.describe(row)
+        log.info("epoch %d/%d: loss %.4f, %sembedding std x sqrt(d) %.3f, effective rank %.2f, lr %.3g, "
+                 "%.0f img/s", epoch, cfg.epochs, row["loss"], f"{described}, " if described else "",
+                 row["embedding_std_ratio"], row["effective_rank"], row["lr"], row["images_per_s"])
         write_log_csv(history, out_dir / TRAIN_LOG, columns)
         if checkpoint_now:
             save_checkpoint(ckpt_path, {
