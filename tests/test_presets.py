@@ -115,3 +115,25 @@ def test_paper_ssl_plus_ll_is_the_papers():
         assert ll[key] == dl[key], key
     assert paper["evaluation"]["classifiers"]["linear"]["estimator"] == "medssl.classify.LinearProbe"
     assert paper["evaluation"]["embedding_precision"] == "fp16"
+
+
+@pytest.mark.parametrize("method", ["dino", "simclr", "dclw", "simsiam", "vicreg"])
+def test_small_data_presets_overlay_the_demo_config_and_pass_the_plan_time_checks(method):
+    """`--configfile config/config.yaml config/presets/small_data_<method>.yaml`: Snakemake merges the
+    overlay into the demo config; the merged config passes the schema and medssl's plan-time checks."""
+    from snakemake.utils import validate
+
+    from medssl.checks import config_errors
+    from medssl.ssl import parse_spec
+
+    def merge(a, b):
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                        for k, v in b.items()}}
+
+    merged = merge(load("config.yaml"), load(f"presets/small_data_{method}.yaml"))
+    validate(merged, schema=str(CONFIG.parent / "workflow" / "schemas" / "config.schema.yaml"))
+    assert config_errors(merged) == []
+    entry = merged["methods"][method]
+    assert entry["kind"] == method and {"dino", "random_init"} <= set(merged["methods"])
+    _, params, views, _ = parse_spec({**entry, "image_size": 32})
+    assert params.epochs <= 20 and views.global_size == 32 and views.rotation_degrees == 0
