@@ -85,6 +85,6 @@ def test_small_data_preset_overlays_the_demo_dino():
     preset = yaml.safe_load((config / "presets/small_data_dino.yaml").read_text())["methods"]["dino"]
     params = {**demo["params"], **preset["params"]}
     cfg = DinoConfig.from_dict(params)
-    assert (cfg.centering, cfg.koleo_weight, cfg.out_dim) == ("sinkhorn", 0.1, 256)
+    assert (cfg.centering, cfg.koleo_weight, cfg.out_dim, cfg.batch_size) == ("sinkhorn", 0.02, 256, 32)
     aug = MultiCropConfig.from_dict({**demo["augmentation"], **preset["augmentation"]})
     assert aug.rotation_degrees == 0 and aug.vflip_p == 0
