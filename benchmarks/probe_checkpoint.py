@@ -23,13 +23,7 @@ from medssl.classify import run_budget
 from medssl.data import read_split
 from medssl.embed import embed_split
 from medssl.ssl import load_backbone
-
-
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+from recipe_sweep import merge  # benchmarks/ is the script's folder
 
 
 def teacher_backbone(ssl_dir: Path, backbone_spec: dict) -> torch.nn.Module:
@@ -55,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     cfg: dict = {}
     for f in args.configfile:
-        cfg = _merge(cfg, yaml.safe_load(f.read_text()))
+        cfg = merge(cfg, yaml.safe_load(f.read_text()))
     ds = cfg["datasets"][args.dataset]
     method = cfg["methods"][args.method]
     root = ds["source"]["root"]

@@ -105,8 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     paths = splits_for(args.dataset, ds, args.out)
     normalize = method.get("augmentation", {}).get("normalize", "imagenet")
 
-    backbone_key = hashlib.sha256(json.dumps(cfg["backbone"], sort_keys=True).encode()).hexdigest()[:10]
-    ref_file = args.out / args.dataset / f"random_init_{backbone_key}.json"
+    # the reference depends on everything but the SSL recipe: cached per backbone, views' normalisation,
+    # evaluation protocol, budgets and classifiers
+    ref_key = hashlib.sha256(json.dumps([cfg["backbone"], normalize, cfg["evaluation"], args.budgets,
+                                         args.classifiers], sort_keys=True).encode()).hexdigest()[:10]
+    ref_file = args.out / args.dataset / f"random_init_{ref_key}.json"
     if not ref_file.exists():
         torch.manual_seed(0)
         spec = cfg["backbone"]
