@@ -235,7 +235,7 @@ def test_one_step_of_every_shipped_preset(backbone, entry):
     images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
     views = MultiCropAugment(aug_cfg)(images, torch.Generator().manual_seed(0))
     m = method.build(cfg, backbone, len(views))
-    optimizer = build_optimizer(m.model, cfg, torch.device("cpu"))
+    optimizer = build_optimizer(m.model, cfg, torch.device("cpu"), m.fixed_lr_prefixes())
     sched = Schedules.from_config(cfg, iters_per_epoch=1, global_batch=2)
     m.train_mode()
     stats = training_step(m, m.model, optimizer, views, 0, sched, cfg)
@@ -250,3 +250,31 @@ def test_views_default_to_the_dataset_image_size():
     assert (views.global_size, views.local_size) == (64, 32)
     views = parse_spec({"kind": "dino", "image_size": 64, "augmentation": {"global_size": 56, "local_size": 24}})[2]
     assert (views.global_size, views.local_size) == (56, 24)
+
+
+def test_simsiam_output_bn_and_a_fixed_predictor_lr_outside_the_warm_up():
+    method, cfg, aug = setup("simsiam", warmup_epochs=1, proj_output_bn=True, predictor_lr="fixed")
+    views = aug(dataset(8)[:][0], torch.Generator().manual_seed(0))
+    m = method.build(cfg, TINY_VIT, len(views))
+    last = m.model.head.projector[-1]
+    assert isinstance(last, torch.nn.BatchNorm1d) and not last.affine
+    optimizer = build_optimizer(m.model, cfg, torch.device("cpu"), m.fixed_lr_prefixes())
+    predictor = {id(p) for p in m.model.head.predictor.parameters()}
+    assert [len(g["params"]) for g in optimizer.param_groups[2:]] == [2, 4]  # 2 weights; biases and BN
+    assert {id(p) for g in optimizer.param_groups[2:] for p in g["params"]} == predictor
+    sched = Schedules.from_config(cfg, iters_per_epoch=4, global_batch=8)
+    before = {n: p.detach().clone() for n, p in m.model.named_parameters()}
+    m.train_mode()
+    training_step(m, m.model, optimizer, views, 0, sched, cfg)  # step 0 of the warm-up: lr 0
+    assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.0, sched.base_lr, sched.base_lr]
+    assert sched.base_lr == cfg.lr > 0
+    changed = {n for n, p in m.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("head.predictor.") for n in changed)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [sched.wd[0], 0.0, sched.wd[0], 0.0]
+
+
+@pytest.mark.parametrize("params, message", [({"predictor_lr": "constant", "predictor": True}, "scheduled or fixed"),
+                                             ({"predictor_lr": "fixed", "predictor": False}, "needs predictor")])
+def test_simsiam_predictor_lr_is_checked(params, message):
+    with pytest.raises(ValueError, match=message):
+        get_method("simsiam").Config.from_dict(params)

@@ -63,6 +63,11 @@ class Method:
     def build(cls, cfg: TrainConfig, backbone_spec: dict, n_views: int) -> "Method":
         raise NotImplementedError
 
+    def fixed_lr_prefixes(self) -> tuple[str, ...]:
+        """Names (prefixes in ``model``) of parameters trained at the base lr throughout, outside
+        the lr schedule (e.g. SimSiam's predictor with ``predictor_lr: fixed``)."""
+        return ()
+
     # ------------------------------------------------------------------ per step
     def loss(self, model: nn.Module, views: list[torch.Tensor], it: int, sched) -> tuple[torch.Tensor, dict]:
         """The loss of one batch of views (under autocast) and the stat_names scalars (0-d tensors)."""

@@ -7,20 +7,30 @@ import torch
 import torch.nn as nn
 
 
-def param_groups(model: nn.Module) -> list[dict]:
-    """[decayed, not decayed]: biases and 1-D parameters (norms) get no weight decay."""
-    regularized, not_regularized = [], []
+def param_groups(model: nn.Module, fixed_lr_prefixes: tuple[str, ...] = ()) -> list[dict]:
+    """[decayed, not decayed]: biases and 1-D parameters (norms) get no weight decay. Parameters
+    whose names start with one of ``fixed_lr_prefixes`` form two more groups in the same order,
+    marked ``fixed_lr``. Even groups are the decayed ones (the trainer relies on it)."""
+    groups = {(fixed, decayed): [] for fixed in (False, True) for decayed in (True, False)}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (not_regularized if name.endswith(".bias") or p.ndim == 1 else regularized).append(p)
-    return [{"params": regularized}, {"params": not_regularized, "weight_decay": 0.0}]
+        decayed = not (name.endswith(".bias") or p.ndim == 1)
+        groups[(name.startswith(fixed_lr_prefixes) if fixed_lr_prefixes else False, decayed)].append(p)
+    out = [{"params": groups[(False, True)]}, {"params": groups[(False, False)], "weight_decay": 0.0}]
+    if fixed_lr_prefixes:
+        if not groups[(True, True)] and not groups[(True, False)]:
+            raise ValueError(f"no parameter name starts with {fixed_lr_prefixes}")
+        out += [{"params": groups[(True, True)], "fixed_lr": True},
+                {"params": groups[(True, False)], "weight_decay": 0.0, "fixed_lr": True}]
+    return out
 
 
-def build_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg, device: torch.device,
+                    fixed_lr_prefixes: tuple[str, ...] = ()) -> torch.optim.Optimizer:
     """AdamW (DINO) or plain SGD (SmallDataSSL: ``optim.SGD(params, lr)``); lr and weight decay are
     set by the schedules at every step."""
-    groups = param_groups(model)
+    groups = param_groups(model, fixed_lr_prefixes)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
     return torch.optim.AdamW(groups, fused=bool(cfg.fused_adamw and device.type == "cuda"))

@@ -56,6 +56,7 @@ class Schedules:
     momentum: np.ndarray | None = None
     teacher_temp: np.ndarray | None = None
     freeze_last_layer_iters: int = 0
+    base_lr: float = 0.0  # the peak lr (after batch scaling): parameter groups marked fixed_lr use it
 
     @classmethod
     def from_config(cls, cfg, iters_per_epoch: int, global_batch: int) -> "Schedules":
@@ -69,4 +70,4 @@ class Schedules:
         wd = cosine_schedule(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, ipe)
         extra = cfg.schedules(ipe) if hasattr(cfg, "schedules") else {}
         assert len(lr) == len(wd) == total
-        return cls(lr=lr, wd=wd, iters_per_epoch=ipe, **extra)
+        return cls(lr=lr, wd=wd, iters_per_epoch=ipe, base_lr=float(base_lr), **extra)

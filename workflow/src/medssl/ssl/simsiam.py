@@ -1,7 +1,11 @@
 """SimSiam (Chen & He 2021). SmallDataSSL's code has no predictor: the symmetric stop-gradient
 cosine is applied to the projector outputs (REFERENCE 3.1, 3.2; prone to collapse). ``predictor:
 true`` adds the real SimSiam predictor proj_dim → predictor_hidden_dim (BN, ReLU) → proj_dim
-(2048 → 512 → 2048 with proj_dim 2048, config/presets/smalldatassl_simsiam_predictor.yaml)."""
+(2048 → 512 → 2048 with proj_dim 2048, config/presets/smalldatassl_simsiam_predictor.yaml).
+
+Two keys of the SimSiam paper that SmallDataSSL's code lacks: ``proj_output_bn`` ends the projector
+with BatchNorm (no affine), and ``predictor_lr: fixed`` keeps the predictor at the base lr, with no
+warm-up or decay (the paper's ``fix_pred_lr``)."""
 
 from __future__ import annotations
 
@@ -22,8 +26,17 @@ class SimSiamConfig(SmallDataConfig):
     proj_dim: int = 512
     predictor: bool = False
     predictor_hidden_dim: int = 512
+    proj_output_bn: bool = False
+    predictor_lr: str = "scheduled"  # scheduled (as the rest) | fixed (the base lr throughout)
 
     label = "SimSiam"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.predictor_lr not in ("scheduled", "fixed"):
+            raise ValueError(f"SimSiamConfig.predictor_lr={self.predictor_lr!r}; expected scheduled or fixed")
+        if self.predictor_lr == "fixed" and not self.predictor:
+            raise ValueError("SimSiamConfig.predictor_lr=fixed needs predictor: true")
 
 
 class SimSiamHead(nn.Module):
@@ -32,6 +45,8 @@ class SimSiamHead(nn.Module):
     def __init__(self, in_dim: int, cfg: SimSiamConfig):
         super().__init__()
         self.projector = mlp(in_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+        if cfg.proj_output_bn:
+            self.projector.append(nn.BatchNorm1d(cfg.proj_dim, affine=False))
         self.predictor = mlp(cfg.proj_dim, cfg.predictor_hidden_dim, cfg.proj_dim) if cfg.predictor else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +73,9 @@ class SimSiam(Method):
     @classmethod
     def build(cls, cfg: SimSiamConfig, backbone_spec: dict, n_views: int) -> "SimSiam":
         return cls(cfg, two_view_model(cfg, backbone_spec, lambda d: SimSiamHead(d, cfg)), SimSiamLoss())
+
+    def fixed_lr_prefixes(self) -> tuple[str, ...]:
+        return ("head.predictor.",) if self.cfg.predictor_lr == "fixed" else ()
 
     def loss(self, model, views, it, sched):
         (z1, p1), (z2, p2) = model(views[:2])

@@ -104,8 +104,8 @@ def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optim
                   scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
     """One iteration at global iteration ``it``: the loss and the method's per-step signals."""
     for i, group in enumerate(optimizer.param_groups):  # schedules apply from the very first step
-        group["lr"] = float(sched.lr[it])
-        if i == 0:
+        group["lr"] = sched.base_lr if group.get("fixed_lr") else float(sched.lr[it])
+        if i % 2 == 0:  # decayed groups (optim.param_groups)
             group["weight_decay"] = float(sched.wd[it])
 
     device_type = views[0].device.type
@@ -284,7 +284,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     if world > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in method.model.modules()):
         method.convert_sync_batchnorm()
     method.to(device)
-    optimizer = build_optimizer(method.model, cfg, device)
+    optimizer = build_optimizer(method.model, cfg, device, method.fixed_lr_prefixes())
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     seed_everything(cfg.seed + rank)  # ranks draw different drop-path masks
 
