@@ -43,3 +43,20 @@ def test_paper_dry_run_through_slurm_profile():
     plain_counts, plain_total, _ = dry_run("--configfile", "config/paper.yaml")
     assert (counts, total) == (plain_counts, plain_total)
     assert elapsed < 120, f"dry run took {elapsed:.0f} s (goal: < 15 s)"
+
+
+def embed_threads(*args):
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "8", *args]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    jobs = re.findall(r"^(?:local)?rule embed:\n((?:    .*\n)+)", out, re.M)
+    assert len(jobs) == 2, out[-3000:]  # the demo's DINO and random_init
+    return [int(m.group(1)) if (m := re.search(r"threads: (\d+)", job)) else 1 for job in jobs]
+
+
+def test_embedding_threads_come_from_the_config(tmp_path):
+    """The demo's embedding jobs take 1 thread each, so its two run side by side on 2 cores; the key
+    sets it (default 4) for machines where a job that size uses more."""
+    assert embed_threads() == [1, 1]
+    overlay = tmp_path / "threads.yaml"
+    overlay.write_text("evaluation:\n  embedding_threads: 3\n")
+    assert embed_threads("--configfile", "config/config.yaml", str(overlay)) == [3, 3]

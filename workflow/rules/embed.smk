@@ -20,7 +20,7 @@ rule embed:
         normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
         image_root=lambda wc: image_root(wc.dataset),
         precision=config["evaluation"].get("embedding_precision", "auto"),
-    threads: 4
+    threads: config["evaluation"].get("embedding_threads", 4)
     priority: 40  # on the critical path behind pretraining
     conda:
         "../../envs/torch.yaml"
