@@ -6,7 +6,7 @@ few budgets (the pipeline's protocol: same splits, subsets, preprocessing and es
 sweep can stop a hopeless recipe early instead of waiting for the whole DAG. Prints one line per
 classifier x budget: SSL, random_init and the gap (mean over seeds).
 
-    python benchmarks/probe_checkpoint.py --workdir /work/runs/digits --configfile cfg.yaml m.yaml \\
+    python benchmarks/probe_checkpoint.py --workdir <a workflow run folder> --configfile cfg.yaml m.yaml \\
         --dataset digits --method dino_x --budgets 10 25
 """
 
@@ -23,7 +23,7 @@ from medssl.classify import run_budget
 from medssl.data import read_split
 from medssl.embed import embed_split
 from medssl.ssl import load_backbone
-from recipe_sweep import merge  # benchmarks/ is the script's folder
+from snakemake.utils import update_config  # how --configfile overlays merge
 
 
 def teacher_backbone(ssl_dir: Path, backbone_spec: dict) -> torch.nn.Module:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     cfg: dict = {}
     for f in args.configfile:
-        cfg = merge(cfg, yaml.safe_load(f.read_text()))
+        update_config(cfg, yaml.safe_load(f.read_text()))
     ds = cfg["datasets"][args.dataset]
     method = cfg["methods"][args.method]
     root = ds["source"]["root"]

@@ -18,7 +18,7 @@ Get the stored copies with the workspace's ``fetch`` tool (``github:Felix301/AFL
 ``github:varun19424/pneumonia_mnist``); they land in ``/work/.mirror/<owner>+<name>/repo`` (bare git).
 Then::
 
-    python benchmarks/real_datasets.py --out /work/data
+    python benchmarks/real_datasets.py          # from the repository root: benchmarks/out/data/<name>
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def write_folder(images: np.ndarray, labels: np.ndarray, classes: list[str], out
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path("/work/data"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/out/data"))  # ignored by git
     p.add_argument("--mirror", type=Path, default=MIRROR)
     p.add_argument("--names", nargs="+", default=sorted(LOADERS), choices=sorted(LOADERS))
     p.add_argument("--size", type=int, default=32)

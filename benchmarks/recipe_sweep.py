@@ -10,7 +10,9 @@ classifier x budget (SSL, random_init, gap) and writes ``<out>/<dataset>/<tag>/r
     python benchmarks/recipe_sweep.py --configfile config/config.yaml benchmarks/robustness.yaml \\
         --dataset digits --method dino --set params.epochs=30 augmentation.n_local=0 --tag dino_e30
 
-``--set`` takes dotted keys under ``methods.<method>`` (values parsed as YAML).
+``--set`` takes dotted keys under ``methods.<method>`` (values parsed as YAML). Run from the repository
+root: `benchmarks/robustness.yaml`'s datasets are the folders `benchmarks/real_datasets.py` writes to
+``benchmarks/out/data``.
 """
 
 from __future__ import annotations
@@ -25,18 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from snakemake.utils import update_config  # how --configfile overlays merge
 
 from medssl.classify import run_budget
 from medssl.data import index_folder, make_splits, read_split, write_split
 from medssl.embed import embed_split
 from medssl.ssl import build_backbone, load_backbone, run_pretraining
-
-
-def merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def apply_sets(method: dict, sets: list[str]) -> dict:
@@ -88,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--method", required=True, help="an entry of the config's methods")
     p.add_argument("--set", nargs="*", default=[], dest="sets")
     p.add_argument("--tag", default=None)
-    p.add_argument("--out", type=Path, default=Path("/work/runs/sweep"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/out/sweep"))  # ignored by git
     p.add_argument("--budgets", nargs="+", default=["10", "25", "100", "all"])
     p.add_argument("--classifiers", nargs="+", default=["svm", "logreg"])
     p.add_argument("--threads", type=int, default=1)
@@ -97,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg: dict = {}
     for f in args.configfile:
-        cfg = merge(cfg, yaml.safe_load(f.read_text()))
+        update_config(cfg, yaml.safe_load(f.read_text()))
     ds = cfg["datasets"][args.dataset]
     method = apply_sets(cfg["methods"][args.method], args.sets)
     tag = args.tag or args.method

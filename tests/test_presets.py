@@ -126,11 +126,10 @@ def test_small_data_presets_overlay_the_demo_config_and_pass_the_plan_time_check
     from medssl.checks import config_errors
     from medssl.ssl import parse_spec
 
-    def merge(a, b):
-        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-                        for k, v in b.items()}}
+    from snakemake.utils import update_config
 
-    merged = merge(load("config.yaml"), load(f"presets/small_data_{method}.yaml"))
+    merged = load("config.yaml")
+    update_config(merged, load(f"presets/small_data_{method}.yaml"))
     validate(merged, schema=str(CONFIG.parent / "workflow" / "schemas" / "config.schema.yaml"))
     assert config_errors(merged) == []
     entry = merged["methods"][method]

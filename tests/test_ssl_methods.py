@@ -3,6 +3,7 @@ run, collapse verdicts (fail / warn, health.json), fp16, and one step of every s
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from snakemake.utils import update_config
 from torch.utils.data import TensorDataset
 
 from medssl.augment import MultiCropAugment, MultiCropConfig
@@ -201,10 +203,9 @@ PRESETS = sorted((REPO / "config/presets").glob("*.yaml"))
 
 
 def _overlay(base: dict, top: dict) -> dict:
-    """Snakemake's --configfile merge: nested mappings updated key by key."""
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _overlay(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    """Snakemake's --configfile merge (nested mappings updated key by key), on a copy of ``base``."""
+    out = copy.deepcopy(base)
+    update_config(out, top)
     return out
 
 
