@@ -188,6 +188,17 @@ def test_param_groups_no_decay_for_bias_and_1d():
     assert no_decay["weight_decay"] == 0.0
 
 
+def test_param_groups_with_fixed_lr_prefixes_split_each_group_and_refuse_a_prefix_that_matches_nothing():
+    net = SmallNet()
+    groups = param_groups(net, ("fc.",))
+    names = {id(p): n for n, p in net.named_parameters()}
+    assert [sorted(names[id(p)] for p in g["params"]) for g in groups] == [
+        ["conv.weight"], ["bn.bias", "bn.weight", "conv.bias"], ["fc.weight"], ["fc.bias"]]
+    assert [g.get("fixed_lr", False) for g in groups] == [False, False, True, True]
+    with pytest.raises(ValueError, match="no parameter name starts with"):
+        param_groups(net, ("predictor.",))
+
+
 def test_clip_gradients_norm_per_parameter():
     net = SmallNet()
     for p in net.parameters():
