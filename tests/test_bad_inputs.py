@@ -211,6 +211,11 @@ def test_config_errors_stop_planning_naming_the_key(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = run(tmp_path, "-n")
     assert proc.returncode != 0 and "evaluation.classifiers.logreg.params" in proc.stdout + proc.stderr
+    config = tiny_config()
+    config["evaluation"]["health"] = {"budgets": [7]}  # not an evaluated budget
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = run(tmp_path, "-n")
+    assert proc.returncode != 0 and "evaluation.health.budgets: ['7'] not in" in proc.stdout + proc.stderr
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The SSL health table: verdicts, the compared budget and the gap to random_init."""
+"""The SSL health table: verdicts over every compared budget and the gaps to random_init."""
 import math
 
 import pandas as pd
@@ -10,25 +10,27 @@ METHODS = {"dino": {"kind": "dino"}, "simclr": {"kind": "simclr"}, "random_init"
 EVAL = {"budgets": [1, 5, 10, 25, 100, "all"], "classifiers": {"svm": {}, "logreg": {}, "knn": {}}}
 
 
-def summary(acc: dict) -> pd.DataFrame:
-    rows = [{"dataset": "d", "variant": "classes_all", "method": m, "classifier": c, "budget": "25",
-             "balanced_accuracy_mean": v} for (m, c), v in acc.items()]
+def summary(acc: dict, budgets=("1", "5", "10", "25", "100", "all")) -> pd.DataFrame:
+    """``acc[(method, classifier)]``: one value for every budget, or a {budget: value} mapping."""
+    rows = [{"dataset": "d", "variant": "classes_all", "method": m, "classifier": c, "budget": b,
+             "balanced_accuracy_mean": v[b] if isinstance(v, dict) else v}
+            for (m, c), v in acc.items() for b in budgets if not isinstance(v, dict) or b in v]
     return pd.DataFrame(rows)
 
 
-def table(acc, health_records=None, margin=0.0):
-    cfg = health.settings({**EVAL, "health": {"margin": margin}})
+def table(acc, health_records=None, **health_cfg):
+    cfg = health.settings({**EVAL, "health": health_cfg})
     return health.health_table(summary(acc), METHODS, health_records or {}, cfg).set_index("method")
 
 
-def test_budget_defaults_to_the_one_closest_to_25_and_must_exist():
-    assert health.pick_budget(["1", "5", "10", "25", "all"]) == "25"
-    assert health.pick_budget(["10", "50", "all"]) == "10"  # 15 vs 25 away
-    assert health.pick_budget(["20", "30"]) == "20"  # tie: the lower one
-    assert health.pick_budget(["all"]) == "all"
-    assert health.pick_budget(["10", "100"], 100) == "100"
-    with pytest.raises(ValueError, match="evaluation.health.budget"):
-        health.pick_budget(["10", "100"], 25)
+def test_compared_budgets_are_every_one_from_min_budget_and_all():
+    assert health.compared_budgets(["1", "5", "10", "25", "all"]) == ["10", "25", "all"]
+    assert health.compared_budgets(["1", "5", "10", "25", "all"], min_budget=25) == ["25", "all"]
+    assert health.compared_budgets(["1", "5"]) == ["5"]  # nothing >= 10: the largest budget
+    assert health.compared_budgets(["10", "100"], wanted=[100]) == ["100"]
+    assert health.settings(EVAL)["budgets"] == ["10", "25", "100", "all"]
+    with pytest.raises(ValueError, match="evaluation.health.budgets"):
+        health.compared_budgets(["10", "100"], wanted=[25])
     with pytest.raises(ValueError, match="evaluation.health.classifiers"):
         health.settings({**EVAL, "health": {"classifiers": ["svm", "lda"]}})
 
@@ -38,9 +40,10 @@ def test_verdicts_learned_no_better_and_collapsed():
            ("random_init", "svm"): 0.55, ("random_init", "logreg"): 0.65}
     t = table(acc)
     assert t.loc["dino", "verdict"] == health.LEARNED
-    assert t.loc["dino", "svm_gap"] == pytest.approx(0.05)
-    assert t.loc["dino", "logreg_gap"] == pytest.approx(0.05)
-    assert t.loc["simclr", "verdict"] == health.NO_BETTER and "svm -0.050" in t.loc["simclr", "reason"]
+    assert t.loc["dino", "svm_worst_gap"] == pytest.approx(0.05)
+    assert t.loc["dino", "logreg_gap_all"] == pytest.approx(0.05)
+    assert t.loc["simclr", "verdict"] == health.NO_BETTER and "svm 10 (-0.050)" in t.loc["simclr", "reason"]
+    assert t.loc["simclr", "failed_budgets"] == "10 25 100 all"
     assert t.loc["random_init", "verdict"] == health.REFERENCE
     # a margin turns a small gain into "no better"
     assert table(acc, margin=0.06).loc["dino", "verdict"] == health.NO_BETTER
@@ -56,9 +59,32 @@ def test_verdicts_learned_no_better_and_collapsed():
     assert health.did_not_learn(t.reset_index(), "d", "random_init") is None
 
 
+def test_a_method_that_wins_at_the_mid_budget_but_loses_at_another_is_not_learned():
+    # the issue's DINO + SVM: ahead at 25-100, behind with all labels; budgets below 10 do not count
+    ref = {"1": 0.30, "5": 0.30, "10": 0.306, "25": 0.310, "100": 0.339, "all": 0.368}
+    ssl = {"1": 0.10, "5": 0.10, "10": 0.318, "25": 0.375, "100": 0.405, "all": 0.367}
+    acc = {("dino", "svm"): ssl, ("dino", "logreg"): 0.9, ("random_init", "svm"): ref, ("random_init", "logreg"): 0.5}
+    t = table(acc)
+    assert t.loc["dino", "verdict"] == health.NO_BETTER
+    assert t.loc["dino", "failed_budgets"] == "all" and "svm all (-0.001)" in t.loc["dino", "reason"]
+    assert t.loc["dino", "svm_worst_budget"] == "all" and t.loc["dino", "svm_worst_gap"] == pytest.approx(-0.001)
+    assert t.loc["dino", "svm_gap_25"] == pytest.approx(0.065)
+    assert health.did_not_learn(t.reset_index(), "d", "dino") == f"{health.NO_BETTER} at all"
+    # compared only where the user asks
+    assert table(acc, budgets=[25, 100]).loc["dino", "verdict"] == health.LEARNED
+    # the table's columns: the verdict, the failed budgets, then the worst gaps before the per-budget ones
+    columns = list(t.reset_index().columns)
+    assert columns.index("failed_budgets") < columns.index("svm_worst_gap") < columns.index("svm_gap_10")
+
+
 def test_missing_budget_is_not_counted_as_learned_and_no_reference_is_said():
     acc = {("dino", "svm"): 0.6, ("random_init", "svm"): 0.5, ("random_init", "logreg"): 0.5}
-    assert table(acc).loc["dino", "verdict"] == health.NO_BETTER  # no LR result: not shown to have learned
+    t = table(acc)
+    assert t.loc["dino", "verdict"] == health.NO_BETTER  # no LR result: not shown to have learned
+    assert "logreg 10 (no result)" in t.loc["dino", "reason"]
+    missing_all = {("dino", "svm"): {b: 0.6 for b in ("10", "25", "100")}, ("dino", "logreg"): 0.6,
+                   ("random_init", "svm"): 0.5, ("random_init", "logreg"): 0.5}
+    assert table(missing_all).loc["dino", "failed_budgets"] == "all"
     cfg = health.settings(EVAL)
     t = health.health_table(summary({("dino", "svm"): 0.6, ("dino", "logreg"): 0.6}), {"dino": {"kind": "dino"}}, {}, cfg)
     assert t["verdict"].tolist() == [health.NOT_COMPARED]

@@ -153,6 +153,33 @@ def test_schedules_from_config_scale_lr_with_batch():
     assert sched.freeze_last_layer_iters == 4
 
 
+def test_min_steps_raises_epochs_and_stretches_every_epoch_schedule():
+    cfg = tiny_cfg(epochs=4, warmup_epochs=1, freeze_last_layer_epochs=0.5, warmup_teacher_temp_epochs=2,
+                   warmup_teacher_temp=0.01, min_steps=30)
+    assert cfg.sized_to(iters_per_epoch=8) is cfg  # 32 steps already reach the floor
+    sized = cfg.sized_to(iters_per_epoch=3)  # 12 steps < 30: 10 epochs, every epoch key x 2.5
+    assert (sized.epochs, sized.warmup_epochs, sized.freeze_last_layer_epochs,
+            sized.warmup_teacher_temp_epochs) == (10, 2.5, 1.25, 5.0)
+    sched = Schedules.from_config(sized, iters_per_epoch=3, global_batch=16)
+    assert len(sched.lr) == len(sched.momentum) == len(sched.teacher_temp) == 30
+    # the warm-up keeps its quarter of training (round(7.5) = 8 of 30 steps, peak at the 8th); momentum over 30
+    assert np.argmax(sched.lr) == 7 and sched.freeze_last_layer_iters == 4
+    assert sched.teacher_temp[15] == pytest.approx(cfg.teacher_temp)
+    assert sched.momentum[-1] > sched.momentum[15] > sched.momentum[0]
+    with pytest.raises(ValueError, match="min_steps"):
+        tiny_cfg(min_steps=-1)
+
+
+def test_train_with_min_steps_logs_and_runs_the_raised_epochs(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    # 32 images at batch 16: 2 iterations per epoch; min_steps 6 raises 2 epochs to 3
+    train_dino(tiny_cfg(epochs=2, min_steps=6), TINY_VIT, random_dataset(32), stand_in_augment, tmp_path)
+    assert [int(r["epoch"]) for r in read_log(tmp_path / "train_log.csv")] == [0, 1, 2]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["global_step"] == 6
+    assert "6 optimiser steps = 3 epochs x 2 iterations" in caplog.text
+    assert "epochs raised from 2 to reach min_steps 6" in caplog.text
+
+
 # ---------------------------------------------------------------- utilities
 class SmallNet(nn.Module):
     def __init__(self):

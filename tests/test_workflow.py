@@ -89,7 +89,7 @@ def test_ssl_health_table_and_an_untrained_dl_baseline_is_no_benchmark(tiny_run)
     assert set(health["verdict"]) <= {"learned", "no better than untrained", "collapsed", "untrained reference"}
     assert (health.loc[health.method == "random_init", "verdict"] == "untrained reference").all()
     trained = health[health.method != "random_init"]
-    assert trained["effective_rank"].notna().all() and trained["svm_gap"].notna().all()
+    assert trained["effective_rank"].notna().all() and trained["svm_worst_gap"].notna().all()
     eff = pd.read_csv(tiny_run / "results/tables/label_efficiency.csv")
     dl = eff[eff["benchmark"] == "dl_benchmark_this_run"]  # the tiny DL baseline trains 1 epoch
     assert len(dl) and dl["budget_reached"].isna().all()

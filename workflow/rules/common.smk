@@ -179,6 +179,10 @@ _config_errors = medssl_checks.config_errors(config, cache=".snakemake/medssl/co
 if _config_errors:
     raise ValueError("config errors:\n  " + "\n  ".join(_config_errors))
 
+from medssl.health import settings as _health_settings  # noqa: E402
+
+_health_settings(config["evaluation"])  # evaluation.health's budgets and classifiers, checked at plan time
+
 
 def dataset_fingerprint(wildcards):
     """index_dataset's param: changes when the manifest or a file of a folder dataset changes."""

@@ -1,12 +1,14 @@
 """Is the SSL working? One row per dataset x method: the final collapse signals of its pretraining
 (``results/ssl/<dataset>/<method>/health.json``) and its gap to the same backbone untrained
-(``random_init``) at a mid budget, with a verdict.
+(``random_init``) at every compared budget (``evaluation.health``: every budget of at least
+``min_budget`` labels per class, and ``all``), with a verdict.
 
 Verdicts: ``collapsed`` (the pretraining's own end-of-run check failed, kept with
-``collapse.action: warn``), ``no better than untrained`` (SSL + classifier did not beat random_init +
-the same classifier by more than ``evaluation.health.margin`` for one of the compared classifiers),
-``learned``; ``untrained reference`` for random_init itself and ``not compared`` when the config has no
-random_init method.
+``collapse.action: warn``), ``no better than untrained`` (at one compared budget or more, SSL +
+classifier did not beat random_init + the same classifier by more than ``evaluation.health.margin``,
+for one of the compared classifiers; the reason names them), ``learned`` (beats it at every compared
+budget with every compared classifier); ``untrained reference`` for random_init itself and
+``not compared`` when the config has no random_init method.
 """
 
 from __future__ import annotations
@@ -26,17 +28,16 @@ NOT_COMPARED = "not compared"
 # The signals of health.json copied into the table (absent ones stay empty).
 SIGNALS = ("embedding_std_ratio", "effective_rank", "teacher_entropy_ratio", "sinkhorn_teacher_entropy_ratio",
            "kl_teacher_student")
-DEFAULTS = {"budget": None, "classifiers": ["svm", "logreg"], "margin": 0.0}
-# the budget the table compares at when evaluation.health.budget is not set
-PREFERRED_BUDGET = 25
+DEFAULTS = {"min_budget": 10, "budgets": None, "classifiers": ["svm", "logreg"], "margin": 0.0}
 
 
 def settings(evaluation: Mapping) -> dict:
-    """``evaluation.health`` with its defaults; the budget resolved against ``evaluation.budgets``
-    and the classifiers restricted to the configured ones (an unknown name is an error)."""
+    """``evaluation.health`` with its defaults; the compared budgets resolved against
+    ``evaluation.budgets`` and the classifiers restricted to the configured ones (an unknown name is an
+    error)."""
     cfg = {**DEFAULTS, **(evaluation.get("health") or {})}
-    budgets = [str(b) for b in evaluation["budgets"]]
-    cfg["budget"] = pick_budget(budgets, cfg["budget"])
+    cfg["budgets"] = compared_budgets([str(b) for b in evaluation["budgets"]], int(cfg["min_budget"]),
+                                      cfg["budgets"])
     if not (evaluation.get("health") or {}).get("classifiers"):
         cfg["classifiers"] = [c for c in DEFAULTS["classifiers"] if c in evaluation["classifiers"]] or \
             [next(iter(evaluation["classifiers"]))]
@@ -48,18 +49,20 @@ def settings(evaluation: Mapping) -> dict:
     return cfg
 
 
-def pick_budget(budgets: Sequence[str], wanted=None) -> str:
-    """``wanted`` if given (it must be one of ``budgets``), else the numeric budget closest to 25
-    (the lower one on a tie), else 'all'."""
+def compared_budgets(budgets: Sequence[str], min_budget: int = 10, wanted: Sequence | None = None) -> list[str]:
+    """``wanted`` if given (each must be one of ``budgets``), else every budget of at least
+    ``min_budget`` labels per class and 'all'; when none qualifies, the largest budget (a config
+    that only evaluates 1-5 labels per class is still compared somewhere)."""
     budgets = [str(b) for b in budgets]
     if wanted is not None:
-        if str(wanted) not in budgets:
-            raise ValueError(f"evaluation.health.budget: {wanted!r} is not one of evaluation.budgets {budgets}")
-        return str(wanted)
-    numeric = [int(b) for b in budgets if b != "all"]
-    if not numeric:
-        return "all"
-    return str(min(numeric, key=lambda b: (abs(b - PREFERRED_BUDGET), b)))
+        missing = [str(b) for b in wanted if str(b) not in budgets]
+        if missing or not wanted:
+            raise ValueError(f"evaluation.health.budgets: {missing or 'empty'} not in evaluation.budgets {budgets}")
+        return [str(b) for b in wanted]
+    chosen = [b for b in budgets if b == "all" or int(b) >= min_budget]
+    if chosen:
+        return chosen
+    return [max(budgets, key=lambda b: math.inf if b == "all" else int(b))]
 
 
 def read_health(path: str | Path | None) -> dict | None:
@@ -68,19 +71,21 @@ def read_health(path: str | Path | None) -> dict | None:
     return json.loads(Path(path).read_text())
 
 
-def _mean(summary: pd.DataFrame, dataset: str, method: str, classifier: str, budget: str, variant: str) -> float:
+def _means(summary: pd.DataFrame, dataset: str, method: str, classifier: str, variant: str) -> dict[str, float]:
     rows = summary[(summary["dataset"] == dataset) & (summary["variant"] == variant)
-                   & (summary["method"] == method) & (summary["classifier"] == classifier)
-                   & (summary["budget"].astype(str) == budget)]
-    return float(rows["balanced_accuracy_mean"].iloc[0]) if len(rows) else math.nan
+                   & (summary["method"] == method) & (summary["classifier"] == classifier)]
+    return dict(zip(rows["budget"].astype(str), rows["balanced_accuracy_mean"].astype(float)))
 
 
 def health_table(summary: pd.DataFrame, methods: Mapping[str, Mapping], health: Mapping[tuple[str, str], dict | None],
                  cfg: Mapping, variant: str = "classes_all") -> pd.DataFrame:
     """One row per dataset x method of ``summary`` (methods in config order; the DL baseline is not
-    an SSL method and is left out). ``health`` maps (dataset, method) to its health.json (or None)."""
+    an SSL method and is left out). ``health`` maps (dataset, method) to its health.json (or None).
+
+    Per classifier: the worst gap to random_init over the compared budgets and where it was
+    (``<clf>_worst_gap``, ``<clf>_worst_budget``), then the gap at each budget (``<clf>_gap_<budget>``)."""
     reference = next((name for name, m in methods.items() if m["kind"] == "random_init"), None)
-    budget, classifiers, margin = cfg["budget"], list(cfg["classifiers"]), float(cfg["margin"])
+    budgets, classifiers, margin = list(cfg["budgets"]), list(cfg["classifiers"]), float(cfg["margin"])
     rows = []
     for dataset in dict.fromkeys(summary["dataset"]):
         present = set(summary.loc[summary["dataset"] == dataset, "method"])
@@ -89,44 +94,55 @@ def health_table(summary: pd.DataFrame, methods: Mapping[str, Mapping], health: 
                 continue
             h = health.get((dataset, method)) or {}
             signals = h.get("signals") or {}
-            row = {"dataset": dataset, "method": method, "kind": spec["kind"], "budget": budget,
+            row = {"dataset": dataset, "method": method, "kind": spec["kind"], "budgets": " ".join(budgets),
                    "pretraining_check": h.get("verdict", ""), "warned": bool(h.get("warned", False)),
                    **{s: signals.get(s, math.nan) for s in SIGNALS}}
-            gaps = {}
+            gaps: dict[str, dict[str, float]] = {}
             for clf in classifiers:
-                ours = _mean(summary, dataset, method, clf, budget, variant)
-                ref = _mean(summary, dataset, reference, clf, budget, variant) if reference else math.nan
-                row[f"{clf}_balanced_accuracy"] = ours
-                row[f"{clf}_random_init"] = ref
-                row[f"{clf}_gap"] = gaps[clf] = ours - ref
-            row["verdict"], row["reason"] = _verdict(spec["kind"], h, gaps, margin, reference)
+                ours = _means(summary, dataset, method, clf, variant)
+                ref = _means(summary, dataset, reference, clf, variant) if reference else {}
+                gaps[clf] = {b: ours.get(b, math.nan) - ref.get(b, math.nan) for b in budgets}
+                worst = min(budgets, key=lambda b: -math.inf if math.isnan(gaps[clf][b]) else gaps[clf][b])
+                row[f"{clf}_worst_gap"], row[f"{clf}_worst_budget"] = gaps[clf][worst], worst
+                row.update({f"{clf}_gap_{b}": gaps[clf][b] for b in budgets})
+            row["verdict"], row["reason"], row["failed_budgets"] = _verdict(spec["kind"], h, gaps, margin, reference)
             rows.append(row)
-    columns = ["dataset", "method", "kind", "verdict", "reason", "budget",
-               *[f"{c}_{k}" for c in classifiers for k in ("balanced_accuracy", "random_init", "gap")],
+    columns = ["dataset", "method", "kind", "verdict", "reason", "failed_budgets", "budgets",
+               *[f"{c}_worst_{k}" for c in classifiers for k in ("gap", "budget")],
+               *[f"{c}_gap_{b}" for c in classifiers for b in budgets],
                "pretraining_check", "warned", *SIGNALS]
     return pd.DataFrame(rows, columns=columns)
 
 
-def _verdict(kind: str, h: dict, gaps: Mapping[str, float], margin: float, reference: str | None) -> tuple[str, str]:
+def _verdict(kind: str, h: dict, gaps: Mapping[str, Mapping[str, float]], margin: float,
+             reference: str | None) -> tuple[str, str, str]:
     if kind == "random_init":
-        return REFERENCE, "the backbone every SSL method has to beat"
+        return REFERENCE, "the backbone every SSL method has to beat", ""
     if h.get("verdict") == "collapsed":
         failed = ", ".join(f"{f['signal']}={f['value']:.3g}" for f in h.get("failed", []))
-        return COLLAPSED, f"pretraining ended collapsed ({failed})"
+        return COLLAPSED, f"pretraining ended collapsed ({failed})", ""
     if reference is None:
-        return NOT_COMPARED, "no random_init method in the config"
-    worse = [f"{clf} {gap:+.3f}" for clf, gap in gaps.items() if not gap > margin]
-    if worse:
-        return NO_BETTER, f"gap to random_init <= {margin:g}: " + ", ".join(worse)
-    return LEARNED, "beats random_init: " + ", ".join(f"{clf} {gap:+.3f}" for clf, gap in gaps.items())
+        return NOT_COMPARED, "no random_init method in the config", ""
+    worse = {clf: {b: g for b, g in per.items() if not g > margin} for clf, per in gaps.items()}
+    failed = sorted({b for per in worse.values() for b in per}, key=lambda b: math.inf if b == "all" else int(b))
+    if failed:
+        detail = "; ".join(f"{clf} " + ", ".join(f"{b} ({'no result' if math.isnan(g) else f'{g:+.3f}'})"
+                                                 for b, g in per.items())
+                           for clf, per in worse.items() if per)
+        return NO_BETTER, f"gap to random_init <= {margin:g} at: {detail}", " ".join(failed)
+    worst = ", ".join(f"{clf} {min(per.values()):+.3f} at {min(per, key=per.get)}" for clf, per in gaps.items())
+    return LEARNED, f"beats random_init at every budget ({' '.join(next(iter(gaps.values())))}); worst: {worst}", ""
 
 
 def did_not_learn(table: pd.DataFrame, dataset: str, method: str) -> str | None:
-    """The verdict of a method that did not learn on a dataset (for the figures), else None."""
+    """The verdict of a method that did not learn on a dataset, with the budgets where it did not
+    (for the figures), else None."""
     rows = table[(table["dataset"] == dataset) & (table["method"] == method)]
     if not len(rows) or rows["verdict"].iloc[0] in (LEARNED, REFERENCE, NOT_COMPARED):
         return None
-    return str(rows["verdict"].iloc[0])
+    failed = rows["failed_budgets"].iloc[0] if "failed_budgets" in rows else ""
+    failed = "" if pd.isna(failed) else str(failed)
+    return str(rows["verdict"].iloc[0]) + (f" at {failed.replace(' ', ', ')}" if failed else "")
 
 
 # The DL baseline as a benchmark: only one that trained counts (baselines.supervised.benchmark_*).

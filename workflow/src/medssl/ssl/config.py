@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,6 +23,9 @@ class TrainConfig:
     """The trainer's keys; defaults are the reference DINO ones (REFERENCE 2.7)."""
 
     epochs: int = 100
+    # Floor on the optimiser steps: on a pool too small for `epochs` to reach it, the epochs are raised
+    # to ceil(min_steps / iterations per epoch) and every schedule given in epochs is stretched with them.
+    min_steps: int = 0
     batch_size: int = 64  # global batch, split across ranks under DDP
     optimizer: str = "adamw"  # adamw | sgd
     lr: float = 5e-4  # with lr_reference_batch > 0 the lr used is lr * batch_size / lr_reference_batch
@@ -45,6 +49,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
 
     label: ClassVar[str] = "SSL"  # the method's name in error messages
+    #: keys counted in epochs: stretched with the epochs when min_steps raises them (see sized_to)
+    epoch_keys: ClassVar[tuple[str, ...]] = ("warmup_epochs",)
 
     def __post_init__(self) -> None:
         choices = {"clip_mode": ("norm", "agc", "none"), "precision": ("auto", "bf16", "fp16", "fp32"),
@@ -59,7 +65,7 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise ValueError(f"{type(self).__name__}.warmup_epochs={self.warmup_epochs} must lie in "
                              f"[0, epochs={self.epochs}]")
-        for key in ("checkpoint_every_epochs", "lr_reference_batch"):
+        for key in ("checkpoint_every_epochs", "lr_reference_batch", "min_steps"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{type(self).__name__}.{key} must be >= 0")
 
@@ -85,6 +91,18 @@ class TrainConfig:
                 raise ValueError(f"{cls.label} config key {key} must be true/false, got {value!r}")
             kwargs[key] = value
         return cls(**kwargs)
+
+    def sized_to(self, iters_per_epoch: int) -> "TrainConfig":
+        """This config for a pool of ``iters_per_epoch`` optimiser steps per epoch: unchanged when
+        ``epochs`` reach ``min_steps``, else with the epochs raised to reach it and every key of
+        ``epoch_keys`` (warm-ups, DINO's last-layer freeze) scaled by the same factor, so that each
+        schedule keeps its share of training."""
+        if self.epochs * iters_per_epoch >= self.min_steps:
+            return self
+        epochs = math.ceil(self.min_steps / iters_per_epoch)
+        factor = epochs / self.epochs
+        return dataclasses.replace(self, epochs=epochs,
+                                   **{k: getattr(self, k) * factor for k in self.epoch_keys})
 
     def base_lr(self, global_batch: int) -> float:
         return self.lr * global_batch / self.lr_reference_batch if self.lr_reference_batch else self.lr

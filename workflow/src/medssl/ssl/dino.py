@@ -57,6 +57,7 @@ class DinoConfig(TrainConfig):
     freeze_last_layer_epochs: float = 1
 
     label = "DINO"
+    epoch_keys = ("warmup_epochs", "warmup_teacher_temp_epochs", "freeze_last_layer_epochs")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -263,7 +263,15 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
         torch.backends.cudnn.benchmark = True  # few distinct crop shapes: autotuning pays off
 
     loader, loader_gen, global_batch = _make_loader(cfg, dataset, device, log, rank, world)
+    configured_epochs = cfg.epochs
+    cfg = cfg.sized_to(len(loader))
     sched = Schedules.from_config(cfg, len(loader), global_batch)
+    if is_main:
+        raised = (f"; epochs raised from {configured_epochs} to reach min_steps {cfg.min_steps}, every "
+                  f"schedule in epochs stretched x{cfg.epochs / configured_epochs:.3g}"
+                  if cfg.epochs != configured_epochs else "")
+        log.info("%s schedule: %d optimiser steps = %d epochs x %d iterations (%d images/epoch)%s", cfg.label,
+                 cfg.epochs * len(loader), cfg.epochs, len(loader), len(loader) * global_batch, raised)
 
     # The number of views the augmentation makes sizes the loss; probe it with a throwaway generator.
     probe_gen = torch.Generator().manual_seed(0)
