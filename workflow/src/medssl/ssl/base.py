@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from medssl.ssl.config import TrainConfig
-from medssl.ssl.distributed import unwrap
+from medssl.ssl.distributed import convert_sync_batchnorm, unwrap
 
 METHODS: dict[str, type["Method"]] = {}
 
@@ -111,10 +111,11 @@ class Method:
             self.teacher.to(device)
         return self
 
-    def convert_sync_batchnorm(self) -> None:
-        self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+    def convert_sync_batchnorm(self, device: torch.device) -> None:
+        """BatchNorm over the global batch under DDP (see distributed.convert_sync_batchnorm)."""
+        self.model = convert_sync_batchnorm(self.model, device)
         if self.teacher is not None:
-            self.teacher = nn.SyncBatchNorm.convert_sync_batchnorm(self.teacher)
+            self.teacher = convert_sync_batchnorm(self.teacher, device)
 
     def train_mode(self) -> None:
         self.model.train()

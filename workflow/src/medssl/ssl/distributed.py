@@ -1,20 +1,80 @@
-"""Process-group, seeding and RNG-state helpers of the trainer."""
+"""Process-group, seeding and RNG-state helpers of the trainer, and BatchNorm over the global batch
+under DDP on the CPU."""
 
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.distributed.nn.functional import all_reduce as all_reduce_with_grad
 from torch.nn.parallel import DistributedDataParallel
+
+# Its replacement (torch.distributed._functional_collectives) is private; this is the documented one.
+warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+                        FutureWarning)
 
 
 def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """SyncBatchNorm for the CPU (gloo), where torch's needs CUDA kernels and DDP refuses it: in training
+    under a process group the batch mean and variance are those of every rank's samples, all-reduced with
+    gradient (two passes, as F.batch_norm), and the running statistics are updated with them."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not (dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        self._check_input_dim(x)
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        local_count = torch.full((1,), x.numel() // x.size(1), dtype=x.dtype, device=x.device)
+        sums = all_reduce_with_grad(torch.cat([x.sum(dims), local_count]))
+        count = sums[-1].detach()
+        mean = sums[:-1] / count
+        centred = x - mean.view(shape)
+        var = all_reduce_with_grad(centred.square().sum(dims)) / count
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.weight is not None:
+            out = out * self.weight.view(shape)
+        if self.bias is not None:
+            out = out + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked.item()
+                self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+                self.running_var.mul_(1 - m).add_(var * count / (count - 1), alpha=m)
+        return out
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` with every BatchNorm layer computing its statistics over the global batch: torch's
+    nn.SyncBatchNorm on CUDA, :class:`CPUSyncBatchNorm` (same parameters and buffers) on the CPU."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
+        sync = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                module.track_running_stats, bias=module.bias is not None)
+        sync.weight, sync.bias = module.weight, module.bias
+        sync.running_mean, sync.running_var = module.running_mean, module.running_var
+        sync.num_batches_tracked = module.num_batches_tracked
+        sync.train(module.training)
+        return sync
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, device))
+    return module
 
 
 def unwrap(model: nn.Module) -> nn.Module:

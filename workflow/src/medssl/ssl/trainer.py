@@ -290,7 +290,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     if cfg.grad_checkpointing:
         method.model.backbone.set_grad_checkpointing(True)
     if world > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in method.model.modules()):
-        method.convert_sync_batchnorm()
+        method.convert_sync_batchnorm(device)
     method.to(device)
     optimizer = build_optimizer(method.model, cfg, device, method.fixed_lr_prefixes())
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
