@@ -1,6 +1,6 @@
-"""Data-parallel training on the CPU (gloo): 2 ranks x batch B must report the same loss and take the same
-steps as 1 rank x 2B (DINO; SimSiam with SyncBatchNorm), and the launcher must start one process per
-requested GPU with only rank 0 writing."""
+"""Data-parallel training on the CPU (gloo): for every method kind, 2 ranks x batch B must report the same
+loss and take the same steps as 1 rank x 2B, and the launcher must start one process per requested GPU
+with only rank 0 writing."""
 
 from __future__ import annotations
 
@@ -32,12 +32,15 @@ RESNET = {"name": "resnet18", "pretrained": False,
           "kwargs": {"layers": [1, 1, 1, 1], "channels": [8, 16, 16, 16], "stem_width": 8}}
 B = 4  # per-rank batch
 STEPS = 3
-KINDS = ("dino", "simsiam")
+KINDS = ("dino", "simclr", "dclw", "vicreg", "simsiam")
 SMALL_HEADS = {"proj_hidden_dim": 32, "proj_dim": 16, "lr": 0.05}
 PARAMS = {
     # lr from the first step (no warm-up), last layer trained, clipping active, centre in use
     "dino": {"lr": 0.05, "warmup_epochs": 0, "out_dim": 64, "hidden_dim": 32, "bottleneck_dim": 16,
              "freeze_last_layer_epochs": 0, "clip_mode": "norm", "clip_value": 0.05, "drop_path_rate": 0.0},
+    "simclr": SMALL_HEADS,
+    "dclw": {**SMALL_HEADS, "symmetric": True},
+    "vicreg": {**SMALL_HEADS, "proj_dim": 32},
     "simsiam": {**SMALL_HEADS, "predictor": True, "predictor_hidden_dim": 8, "proj_output_bn": True},
 }
 

@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 
 from medssl.ssl.base import register
-from medssl.ssl.simclr import SimCLR, SimCLRConfig
+from medssl.ssl.distributed import gather_rows
+from medssl.ssl.simclr import SimCLR, SimCLRConfig, self_mask
 
 _MASK = math.log(1e-45)  # the DCL code's additive mask of the j = i entries
 
@@ -27,7 +28,10 @@ class DCLWConfig(SimCLRConfig):
 
 class DCLWLoss(nn.Module):
     """mean_i [ −w_i·⟨z1_i, z2_i⟩/τ + logsumexp_{j≠i}([⟨z1_i, z1_j⟩/τ, ⟨z1_i, z2_j⟩/τ]) ],
-    w_i = 2 − B·softmax_i(⟨z1_i, z2_i⟩/σ) over the batch; the positive is not in the denominator."""
+    w_i = 2 − B·softmax_i(⟨z1_i, z2_i⟩/σ) over the batch; the positive is not in the denominator.
+
+    Under DDP, B is the global batch: each rank's anchors are its own rows, the j its rows and every
+    other rank's, the softmax of w runs over the global batch; the mean over ranks is the global loss."""
 
     def __init__(self, temperature: float = 0.1, sigma: float = 0.5, symmetric: bool = False):
         super().__init__()
@@ -35,12 +39,14 @@ class DCLWLoss(nn.Module):
 
     def one_direction(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         z1, z2 = z1.float(), z2.float()
-        b = len(z1)
-        cross = z1 @ z2.T
-        pos = cross.diagonal()
-        weight = 2 - b * torch.softmax(pos / self.sigma, dim=0)
-        mask = torch.eye(b, device=z1.device) * _MASK
-        neg = torch.cat([z1 @ z1.T / self.temperature + mask, cross / self.temperature + mask], dim=1)
+        (all1, all2), offset = gather_rows(z1, z2)
+        b, n = len(z1), len(all1)
+        cross = z1 @ all2.T
+        pos = cross.diagonal(offset)
+        (all_pos,), _ = gather_rows(pos)
+        weight = (2 - n * torch.softmax(all_pos / self.sigma, dim=0))[offset:offset + b]
+        mask = self_mask(b, n, offset, z1.device).float() * _MASK
+        neg = torch.cat([z1 @ all1.T / self.temperature + mask, cross / self.temperature + mask], dim=1)
         return (-weight * pos / self.temperature + torch.logsumexp(neg, dim=1)).mean()
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

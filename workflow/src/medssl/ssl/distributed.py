@@ -1,5 +1,13 @@
-"""Process-group, seeding and RNG-state helpers of the trainer, and BatchNorm over the global batch
-under DDP on the CPU."""
+"""Process-group, seeding and RNG-state helpers of the trainer, and the collectives that make a loss
+or a BatchNorm see the global batch under DDP.
+
+Why a per-rank loss built on :func:`gather_rows` gives the 1-process gradient: DDP averages the
+ranks' gradients, and the gather's backward sums into each rank's rows the gradients that every
+rank's loss sends them. So the averaged gradient is that of (sum of the per-rank losses) / world,
+which is the global loss when the per-rank losses sum to world x the global loss as functions of all
+ranks' rows: each rank takes the mean of its own rows' terms (against the gathered columns), and a
+term of the whole batch (VICReg's variance) is computed from the gathered rows on every rank.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.distributed.nn.functional import all_gather as all_gather_with_grad
 from torch.distributed.nn.functional import all_reduce as all_reduce_with_grad
 from torch.nn.parallel import DistributedDataParallel
 
-# Its replacement (torch.distributed._functional_collectives) is private; this is the documented one.
-warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+# Their replacement (torch.distributed._functional_collectives) is private; these are the documented ones.
+warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.all_(gather|reduce) is deprecated",
                         FutureWarning)
 
 
@@ -22,6 +31,20 @@ def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def gather_rows(*xs: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+    """Every rank's rows of each ``x`` (the same number of rows on every rank), concatenated in rank
+    order and differentiable (one collective), and the offset of this rank's rows in them. Without a
+    process group of several ranks: ``(list(xs), 0)``, no copy and no collective."""
+    rank, world = rank_world()
+    if world == 1:
+        return list(xs), 0
+    n = len(xs[0])
+    flat = torch.cat([x.reshape(n, -1) for x in xs], dim=1)
+    gathered = torch.cat(all_gather_with_grad(flat))
+    parts = gathered.split([x[0].numel() for x in xs], dim=1)
+    return [p.reshape(len(gathered), *x.shape[1:]) for p, x in zip(parts, xs)], rank * n
 
 
 class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from medssl.ssl.backbone import PerViewWrapper, backbone_from_spec, feature_dim
 from medssl.ssl.base import Method, register
 from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
+from medssl.ssl.distributed import gather_rows
 
 
 @dataclass
@@ -40,9 +41,17 @@ class NormalizedProjector(nn.Module):
         return F.normalize(self.mlp(x), dim=-1)
 
 
+def self_mask(n_rows: int, columns: int, offset: int, device: torch.device) -> torch.Tensor:
+    """[n_rows, columns], True where row i meets itself: column offset + i (the identity at offset 0)."""
+    return torch.arange(columns, device=device) == (torch.arange(n_rows, device=device) + offset)[:, None]
+
+
 class NTXentLoss(nn.Module):
     """Mean over the 2B anchors of −log(exp(s_pos/τ) / Σ_{k≠i} exp(s_ik/τ)), Z = [z1; z2] unit rows;
-    the denominator holds the positive and the 2B − 2 negatives."""
+    the denominator holds the positive and the 2B − 2 negatives.
+
+    Under DDP, B is the global batch: each rank's anchors are its own rows, against the rows of every
+    rank as negatives (distributed.gather_rows); the mean over ranks is the global loss."""
 
     def __init__(self, temperature: float = 0.5):
         super().__init__()
@@ -50,8 +59,9 @@ class NTXentLoss(nn.Module):
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         z = torch.cat([z1, z2]).float()
-        sim = z @ z.T / self.temperature
-        sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))
+        (columns,), offset = gather_rows(z)
+        sim = z @ columns.T / self.temperature
+        sim = sim.masked_fill(self_mask(len(z), len(columns), offset, z.device), float("-inf"))
         pos = (z1.float() * z2.float()).sum(-1) / self.temperature
         return (torch.logsumexp(sim, dim=1) - pos.repeat(2)).mean()
 

@@ -55,7 +55,11 @@ class SimSiamHead(nn.Module):
 
 
 class SimSiamLoss(nn.Module):
-    """0.5·(−cos(p1, sg(z2))) + 0.5·(−cos(p2, sg(z1))), averaged over the batch."""
+    """0.5·(−cos(p1, sg(z2))) + 0.5·(−cos(p2, sg(z1))), averaged over the batch.
+
+    Per sample, so it needs no collective under DDP: DDP's average of the ranks' gradients (equal
+    per-rank batches) is the gradient of the global batch's mean. What couples the samples is the
+    heads' BatchNorm, and the trainer makes it SyncBatchNorm (statistics of the global batch)."""
 
     def forward(self, p1, z1, p2, z2) -> torch.Tensor:
         def d(p, z):

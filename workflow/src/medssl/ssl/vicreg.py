@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from medssl.ssl.base import Method, register
 from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
+from medssl.ssl.distributed import gather_rows
 from medssl.ssl.simclr import mlp, two_view_model
 
 
@@ -34,7 +35,11 @@ def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
 class VICRegLoss(nn.Module):
     """λ·MSE(z1, z2) + μ·(v(z1) + v(z2))/2 + ν·(c(z1) + c(z2)), with v(z) = mean_d relu(1 − sqrt(Var_d z + 1e-4))
     (unbiased variance) and c(z) = Σ_{i≠j} C_ij² / D, C = z_cᵀ z_c / (N − 1). ``last_terms`` holds the
-    three unweighted terms of the last call."""
+    three unweighted terms of the last call.
+
+    Under DDP, N is the global batch: the variance and covariance are those of every rank's rows
+    (distributed.gather_rows, the same value on every rank), the invariance is this rank's own rows'
+    (per sample); the mean over ranks is the global loss."""
 
     def __init__(self, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0):
         super().__init__()
@@ -43,8 +48,9 @@ class VICRegLoss(nn.Module):
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         z1, z2 = z1.float(), z2.float()
-        n, d = z1.shape
         invariance = F.mse_loss(z1, z2)
+        (z1, z2), _ = gather_rows(z1, z2)
+        n, d = z1.shape
         z1, z2 = z1 - z1.mean(0), z2 - z2.mean(0)
         variance = sum(F.relu(1 - torch.sqrt(z.var(dim=0) + 1e-4)).mean() for z in (z1, z2)) / 2
         covariance = sum(_off_diagonal(z.T @ z / (n - 1)).pow(2).sum() / d for z in (z1, z2))
