@@ -1,12 +1,13 @@
 """Data-parallel training on the CPU (gloo): for every method kind, 2 ranks x batch B must report the same
-loss and take the same steps as 1 rank x 2B, and the launcher must start one process per requested GPU
-with only rank 0 writing."""
+loss and take the same steps as 1 rank x 2B; the launcher must start one process per requested GPU with
+only rank 0 writing; two torchrun nodes on localhost must train as one process."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -210,3 +211,51 @@ def test_launcher_refuses_cuda_without_cuda(tmp_path):
     with pytest.raises(RuntimeError, match="no CUDA device"):
         ssl.launch_pretraining(spec, gpus=2)
 
+
+# ---------------------------------------------------------------- two nodes
+# Views that the per-rank random streams cannot change (full-image crop, fixed blur on view 1, solarised
+# view 2), and one global batch per epoch that holds every image: 1 and 2 processes see the same batches.
+FIXED_VIEWS = {"global_size": 16, "global_scale": [1, 1], "ratio": [1, 1], "hflip_p": 0, "jitter_p": 0,
+               "grayscale_p": 0, "blur_p": [1, 0, 0], "blur_sigma": [1, 1], "blur_kernel": 0,
+               "solarize_p": [0, 1, 0]}
+
+
+def _simclr_job(job: dict, tmp_path: Path, name: str) -> dict:
+    return {**job, "kind": "simclr", "backbone": RESNET, "augmentation": FIXED_VIEWS, "collapse": {"action": "warn"},
+            "params": {"epochs": 2, "batch_size": 8, "lr": 0.05, "proj_hidden_dim": 32, "proj_dim": 16,
+                       "num_workers": 0, "device": "cpu"},
+            "work_dir": str(tmp_path / name), "output": str(tmp_path / name / "backbone.pt"), "threads": 1}
+
+
+def test_two_torchrun_nodes_on_localhost_train_as_one_process(tmp_path):
+    job = _write_job(tmp_path, n_images=8)
+    single = ssl.launch_pretraining(_simclr_job(job, tmp_path, "single"), gpus=1, threads=1)
+    spec = _simclr_job(job, tmp_path, "nodes")
+    Path(spec["work_dir"]).mkdir()
+    spec_path = Path(spec["work_dir"]) / ssl.RUN_SPEC
+    spec_path.write_text(json.dumps(spec))
+    port = _free_port()
+    logs = [tmp_path / f"node{n}.log" for n in range(2)]
+    procs = []
+    for node, log in enumerate(logs):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+               f"--node-rank={node}", "--master-addr=127.0.0.1", f"--master-port={port}", "--max-restarts=0",
+               "-m", "medssl.ssl", "--config", str(spec_path)]
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=out,
+                                          stderr=subprocess.STDOUT))
+    try:
+        codes = [p.wait(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    text = [log.read_text() for log in logs]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in text)
+    assert "rank 0/2" in text[0] and "rank 1/2" in text[1] and "backend gloo" in text[1]
+    assert "2 process(es) x 4" in text[0]
+    # the same weights and the same logged losses as one process with the whole batch
+    trained = [torch.load(p, weights_only=True) for p in (single, Path(spec["output"]))]
+    assert _max_rel_diff(trained[1], trained[0]) < 5e-5
+    losses = [pd.read_csv(Path(p).parent / "train_log.csv")["loss"] for p in (single, spec["output"])]
+    assert len(losses[1]) == 2 and np.allclose(losses[1], losses[0], rtol=1e-4)
