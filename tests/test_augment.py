@@ -352,3 +352,31 @@ def test_geometry_order_is_validated():
     with pytest.raises(ValueError, match="geometry_order"):
         MultiCropConfig(geometry_order="crop_last")
     assert MultiCropConfig.from_dict(PAPER_PRESET).geometry_order == "image_first"
+
+
+def test_blur_reference_size_scales_sigma_and_kernel_to_each_view():
+    # DINO's sigma 0.1-2 px for 224-px views, given as such: a 32-px view gets sigma / 7 in its own pixels
+    cfg = _cfg(global_size=32, local_size=16, n_local=1, blur_p=(1.0, 1.0, 1.0), blur_sigma=(0.1, 2.0),
+               blur_reference_size=224)
+    aug = MultiCropAugment(cfg)
+    lo, hi, kernel = aug.blur_for(32)
+    assert (lo, hi) == pytest.approx((0.1 / 7, 2.0 / 7)) and kernel == 2 * math.ceil(3 * 2.0 / 7) + 1
+    assert aug.blur_for(16)[1] == pytest.approx(1.0 / 7)
+    # a fixed kernel (the paper's 11 at 256 px) shrinks with the view and stays odd
+    fixed = MultiCropAugment(_cfg(blur_kernel=11, blur_sigma=(0.1, 5.0), blur_reference_size=256))
+    assert fixed.blur_for(64) == pytest.approx((0.025, 1.25, 3))
+    # 0 (the default) keeps sigma and kernel in view pixels, whatever the view size
+    plain = MultiCropAugment(_cfg(blur_sigma=(0.1, 2.0)))
+    assert plain.blur_for(32) == plain.blur_for(224) == (0.1, 2.0, 13)
+    # and the views differ from the unscaled blur: a scaled blur keeps more of the high frequencies
+    x = _images(b=6, s=32)
+    scaled = aug(x, _gen())[0]
+    unscaled = MultiCropAugment(_cfg(global_size=32, local_size=16, n_local=1, blur_p=(1.0, 1.0, 1.0),
+                                     blur_sigma=(0.1, 2.0)))(x, _gen())[0]
+
+    def hf(v):
+        return ((v[..., 1:, :] - v[..., :-1, :]) ** 2).mean()
+
+    assert hf(scaled) > 1.5 * hf(unscaled)
+    with pytest.raises(ValueError, match="blur_reference_size"):
+        _cfg(blur_reference_size=-1)

@@ -62,7 +62,9 @@ Per view, in this fixed order (the order of the DINO / sparsam ``Compose``):
    convolutions with per-sample kernels. With ``blur_kernel == 0`` the kernel is
    ``2 * ceil(3 * sigma_max) + 1`` (DINO used PIL's ``GaussianBlur(radius=sigma)``, whose
    support is not truncated the same way). The kernel is capped so the padding stays smaller
-   than the view.
+   than the view. ``blur_reference_size`` N > 0 gives sigma and kernel for an N-px view and scales
+   both to each view's size (``size / N``), so a 224-px recipe blurs a 32-px view to the same share
+   of the view; 0 (default) takes them in pixels of every view, as torchvision.
 5. **Solarize** with probability ``solarize_p`` per view kind: ``x -> 1 - x`` where
    ``x >= 0.5`` (PIL ``solarize`` threshold 128 on uint8, DINO global view 2).
 6. **Normalise**: ``"imagenet"`` (torchvision ``Normalize`` with ImageNet mean/std, DINO) or
@@ -129,6 +131,9 @@ class MultiCropConfig:
     blur_p: tuple[float, float, float] = (1.0, 0.1, 0.5)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     blur_kernel: int = 0
+    # 0: blur_sigma (and blur_kernel) in pixels of every view; N > 0: given for a view of N px and scaled to
+    # each view's size, so a recipe written for 224-px views blurs a 32-px view as much relative to its size
+    blur_reference_size: int = 0
     solarize_p: tuple[float, float, float] = (0.0, 0.2, 0.0)
     normalize: str = "imagenet"
     geometry_order: str = "image_first"
@@ -181,6 +186,9 @@ class MultiCropConfig:
             raise ValueError(f"blur_sigma must satisfy 0 < lo <= hi, got {(lo, hi)}")
         if self.blur_kernel < 0 or (self.blur_kernel > 0 and self.blur_kernel % 2 == 0):
             raise ValueError(f"blur_kernel must be 0 (derived) or a positive odd integer, got {self.blur_kernel}")
+        if self.blur_reference_size < 0:
+            raise ValueError(f"blur_reference_size must be 0 (sigma in view pixels) or a view size in px, "
+                             f"got {self.blur_reference_size}")
         if self.normalize not in _NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {_NORMALIZE_MODES}, got {self.normalize!r}")
         if self.geometry_order not in _GEOMETRY_ORDERS:
@@ -599,10 +607,17 @@ class MultiCropAugment:
         if not isinstance(cfg, MultiCropConfig):
             raise TypeError(f"cfg must be a MultiCropConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+
+    def blur_for(self, size: int) -> tuple[float, float, int]:
+        """(sigma_lo, sigma_hi, kernel) of the blur of a ``size``-px view, in that view's pixels."""
+        cfg = self.cfg
+        f = size / cfg.blur_reference_size if cfg.blur_reference_size else 1.0
+        lo, hi = cfg.blur_sigma[0] * f, cfg.blur_sigma[1] * f
         if cfg.blur_kernel > 0:
-            self.blur_kernel = cfg.blur_kernel
+            kernel = max(1, round(cfg.blur_kernel * f)) | 1  # odd
         else:
-            self.blur_kernel = 2 * math.ceil(3.0 * cfg.blur_sigma[1]) + 1
+            kernel = 2 * math.ceil(3.0 * hi) + 1
+        return lo, hi, kernel
 
     @property
     def n_views(self) -> int:
@@ -659,8 +674,7 @@ class MultiCropAugment:
         if c == 3 and cfg.grayscale_p > 0:
             ops.append((u[:, _C_GRAY] < cfg.grayscale_p, _grayscale, ()))
         if cfg.blur_p[kind] > 0:
-            lo, hi = cfg.blur_sigma
-            kernel = self.blur_kernel
+            lo, hi, kernel = self.blur_for(size)
             ops.append((u[:, _C_BLUR] < cfg.blur_p[kind], lambda y, s: _gaussian_blur(y, s, kernel),
                         (lo + (hi - lo) * u[:, _C_SIGMA],)))
         if cfg.solarize_p[kind] > 0:
