@@ -50,3 +50,12 @@ def test_a_recipe_is_scored_against_random_init_and_the_reference_is_cached_per_
     assert yaml.safe_load((tmp_path / "out/toy/b/method.yaml").read_text())["params"]["lr"] == 0.002
     recipe_sweep.main([*common, "--tag", "c", "--budgets", "all"])
     assert len(list((tmp_path / "out/toy").glob("random_init_*.json"))) == 2
+
+
+def test_robustness_table_rows_give_every_budget_and_the_verdict():
+    import robustness_table
+
+    result = {"dataset": "toy", "tag": "a", "worst_gap": -0.01, "train_seconds": 12.0,
+              "scores": {"svm": {"10": 0.5, "all": 0.7}}, "random_init": {"svm": {"10": 0.51, "all": 0.6}}}
+    (row,) = robustness_table.rows([result])
+    assert row == "| `toy` | a | svm | 0.500 / 0.510 (-0.010) | 0.700 / 0.600 (+0.100) | -0.010 **fail** | 12 s |"
