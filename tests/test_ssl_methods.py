@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 from medssl.augment import MultiCropAugment, MultiCropConfig
 from medssl.ssl import (METHODS, CollapseConfig, CollapseError, Schedules, get_method, parse_spec, train,
                         training_step)
-from medssl.ssl import collapse, trainer
+from medssl.ssl import checkpoint, collapse, trainer
 from medssl.ssl.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_resuming_a_finished_run_writes_the_outputs_again(tmp_path, caplog):
 
 
 def test_temporary_files_are_unique_per_call_and_process():
-    a, b = trainer._unique_tmp(Path("x/checkpoint.pt")), trainer._unique_tmp(Path("x/checkpoint.pt"))
+    a, b = checkpoint._unique_tmp(Path("x/checkpoint.pt")), checkpoint._unique_tmp(Path("x/checkpoint.pt"))
     assert a != b and a.parent == Path("x") and str(__import__("os").getpid()) in a.name
 
 

@@ -8,20 +8,19 @@ A checkpoint belongs to one run identity (method, its config without operational
 augmentation, data): when the identity changes, the old ``checkpoint.pt`` is moved aside as
 ``checkpoint.<its hash>.pt`` and a new training starts; a later run with that identity again resumes
 from it. A finished checkpoint is resumed too: the backbone, train_log.csv and health.json are
-written again from it, with no training.
+written again from it, with no training. How checkpoints are written, and what happens to one that
+cannot be read: checkpoint.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import logging
 import math
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -35,13 +34,13 @@ from tqdm import tqdm
 from medssl import runtime
 from medssl.ssl import collapse
 from medssl.ssl.base import Method
+from medssl.ssl.checkpoint import CHECKPOINT, atomic_torch_save, save_checkpoint, take_checkpoint, write_log_csv
 from medssl.ssl.config import TrainConfig, config_hash
 from medssl.ssl.distributed import (epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state,
                                     unwrap)
 from medssl.ssl.optim import build_optimizer, clip_gradients
 from medssl.ssl.schedules import Schedules
 
-CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.csv"
 HEALTH = "health.json"
 BASE_COLUMNS = ("epoch", "loss", "lr", "wd")
@@ -67,36 +66,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16":
         return torch.float16
     return None
-
-
-def _unique_tmp(path: Path) -> Path:
-    """A temp name no other process uses (an orphaned trainer may still write the same folder)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = _unique_tmp(path)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_log_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
-    tmp = _unique_tmp(path)
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    atomic_torch_save(state, path)
 
 
 def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, views: list[torch.Tensor],
@@ -193,24 +162,6 @@ def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader
             "images_per_s": sched.iters_per_epoch * global_batch / seconds}
 
 
-def _take_checkpoint(out_dir: Path, run_hash: str, log: logging.Logger) -> Path | None:
-    """The checkpoint of this run identity, if any: a checkpoint.pt of another identity is moved
-    aside as checkpoint.<hash>.pt, and a moved-aside one of this identity is taken back."""
-    path = out_dir / CHECKPOINT
-    if path.exists():
-        old = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("run_hash", "legacy")
-        if old != run_hash:
-            aside = out_dir / f"checkpoint.{old}.pt"
-            os.replace(path, aside)
-            log.warning("%s was written by a run with other settings (run hash %s, now %s): kept as %s, "
-                        "starting a new training", path, old, run_hash, aside.name)
-    stashed = out_dir / f"checkpoint.{run_hash}.pt"
-    if not path.exists() and stashed.exists():
-        os.replace(stashed, path)
-        log.info("taking back %s, written earlier with these settings", stashed.name)
-    return path if path.exists() else None
-
-
 @contextlib.contextmanager
 def _exclusive(out_dir: Path, log: logging.Logger):
     """Hold an exclusive lock on the run folder: a trainer orphaned by a killed Snakemake may still be
@@ -297,13 +248,13 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     seed_everything(cfg.seed + rank)  # ranks draw different drop-path masks
 
     start_epoch, history = 0, []
-    if is_main:
-        _take_checkpoint(out_dir, run_hash, log)
-    if world > 1:
-        dist.barrier()
+    ckpt = take_checkpoint(out_dir, run_hash, log) if is_main else None
     ckpt_path = out_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if world > 1:
+        dist.barrier()  # rank 0 has left checkpoint.pt readable and of this run, or removed it
+        if not is_main and ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if ckpt is not None:
         if ckpt.get("run_hash") != run_hash:  # another rank's view of the folder changed under us
             raise RuntimeError(f"{ckpt_path} does not belong to this run")
         for name, module in method.modules().items():
