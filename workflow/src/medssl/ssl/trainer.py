@@ -59,26 +59,17 @@ def resolve_device(device: str, log: logging.Logger | None = None) -> torch.devi
     return runtime.resolve_device(device, "methods.<name>.params.device", "training", log)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 needs no loss scaling; fp16 (sparsam's choice) goes with a GradScaler."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    return None
-
-
 def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, views: list[torch.Tensor],
-                  it: int, sched: Schedules, cfg: TrainConfig, amp_dtype: torch.dtype | None = None,
+                  it: int, sched: Schedules, cfg: TrainConfig, precision: runtime.MixedPrecision | None = None,
                   scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One iteration at global iteration ``it``: the loss and the method's per-step signals."""
+    """One iteration at global iteration ``it``: the loss and the method's per-step signals.
+    ``precision``: the autocast (none: fp32); ``scaler``: its GradScaler (``precision.grad_scaler()``)."""
     for i, group in enumerate(optimizer.param_groups):  # schedules apply from the very first step
         group["lr"] = sched.base_lr if group.get("fixed_lr") else float(sched.lr[it])
         if i % 2 == 0:  # decayed groups (optim.param_groups)
             group["weight_decay"] = float(sched.wd[it])
 
-    device_type = views[0].device.type
-    with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    with precision.autocast() if precision is not None else contextlib.nullcontext():
         loss, stats = method.loss(model, views, it, sched)
 
     # One host sync per step: the loss (checked before it can reach the weights) and the signals.
@@ -131,7 +122,7 @@ def _make_loader(cfg: TrainConfig, dataset: Dataset, device: torch.device, log: 
 
 
 def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader, loader_gen, augment,
-                     epoch: int, sched: Schedules, cfg: TrainConfig, amp_dtype, device: torch.device,
+                     epoch: int, sched: Schedules, cfg: TrainConfig, precision, device: torch.device,
                      rank: int, world: int, global_batch: int, is_main: bool) -> dict:
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
@@ -146,7 +137,7 @@ def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader
         it = epoch * sched.iters_per_epoch + i
         images = images.to(device, non_blocking=True)
         views = augment(images, aug_gen)
-        stats = training_step(method, model, optimizer, views, it, sched, cfg, amp_dtype, scaler)
+        stats = training_step(method, model, optimizer, views, it, sched, cfg, precision, scaler)
         sums += torch.tensor([stats[k] for k in names], dtype=torch.float64)
         bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{sched.lr[it]:.2e}", refresh=False)
     bar.close()
@@ -209,7 +200,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     rank, world = rank_world()
     is_main = rank == 0
     device = resolve_device(cfg.device, log if is_main else None)
-    amp_dtype = autocast_dtype(cfg.precision, device)
+    precision = runtime.MixedPrecision(cfg.precision, device, "methods.<name>.params.precision", log)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # few distinct crop shapes: autotuning pays off
 
@@ -244,7 +235,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
         method.convert_sync_batchnorm(device)
     method.to(device)
     optimizer = build_optimizer(method.model, cfg, device, method.fixed_lr_prefixes())
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = precision.grad_scaler()
     seed_everything(cfg.seed + rank)  # ranks draw different drop-path masks
 
     start_epoch, history = 0, []
@@ -288,13 +279,13 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     if is_main:
         n_params = sum(p.numel() for p in method.model.parameters())
         log.info("%s: %s (%.3gM params incl. heads), %d views, global batch %d (%d process(es) x %d) "
-                 "x %d iterations/epoch, %d epochs, device %s, autocast %s, run hash %s", cfg.label,
+                 "x %d iterations/epoch, %d epochs, device %s, precision %s, run hash %s", cfg.label,
                  backbone_spec["name"], n_params / 1e6, n_views, global_batch, world, global_batch // world,
-                 sched.iters_per_epoch, cfg.epochs, device, amp_dtype or "off", run_hash)
+                 sched.iters_per_epoch, cfg.epochs, device, precision.name, run_hash)
 
     for epoch in range(start_epoch, cfg.epochs):
         row = _train_one_epoch(method, model, optimizer, scaler, loader, loader_gen, augment, epoch, sched, cfg,
-                               amp_dtype, device, rank, world, global_batch, is_main)
+                               precision, device, rank, world, global_batch, is_main)
         done = epoch + 1
         every = cfg.checkpoint_every_epochs
         checkpoint_now = done == cfg.epochs or (every > 0 and done % every == 0)
