@@ -98,14 +98,14 @@ class ReferenceDINOLoss:
         return total_loss
 
 
-def reference_step(student, teacher, loss_fn, optimizer, images, lr, wd, temp, momentum, amp_dtype,
+def reference_step(student, teacher, loss_fn, optimizer, images, lr, wd, temp, momentum, precision,
                    clip_grad=3.0):
     import torch
     for i, param_group in enumerate(optimizer.param_groups):
         param_group["lr"] = lr
         if i == 0:
             param_group["weight_decay"] = wd
-    with torch.autocast(images[0].device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    with precision.autocast():
         teacher_output = teacher(images[:2])
         student_output = student(images)
         loss = loss_fn(student_output, teacher_output, temp)
@@ -181,13 +181,14 @@ def run_variant(args, setup) -> dict:
     from PIL import Image
 
     from medssl.augment import MultiCropAugment, MultiCropConfig
-    from medssl.ssl import (DINOLoss, DinoConfig, Schedules, autocast_dtype, build_student_teacher, param_groups,
-                            resolve_device, train_step)
+    from medssl.runtime import MixedPrecision
+    from medssl.ssl import (DINOLoss, DinoConfig, Schedules, build_student_teacher, param_groups, resolve_device,
+                            train_step)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    amp = autocast_dtype("auto", device)
+    amp = MixedPrecision("auto", device, "precision")  # the trainer's default: bf16 on CUDA, fp32 on the CPU
     cfg = DinoConfig(epochs=1, batch_size=setup["batch"], out_dim=setup["out_dim"], hidden_dim=setup["hidden_dim"],
                      bottleneck_dim=setup["bottleneck_dim"], warmup_epochs=0, freeze_last_layer_epochs=0,
                      clip_mode="norm", clip_value=3.0, drop_path_rate=0.0, device=device.type)

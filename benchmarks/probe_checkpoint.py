@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         for budget in args.budgets:
             for clf, seed, record, _ in run_budget(emb["labeled_train"], emb["test"], budget,
                                                    cfg["evaluation"]["seeds"], classifiers,
-                                                   cfg["evaluation"].get("preprocessing", ["power_transform", "pca"])):
+                                                   cfg["evaluation"].get("preprocessing", ["power_transform", "pca"]),
+                                                   estimator_packages=cfg["evaluation"].get("estimator_packages", [])):
                 results.setdefault((clf, budget, name), []).append(record["balanced_accuracy"])
     for clf in args.classifiers:
         for budget in args.budgets:

@@ -72,7 +72,8 @@ def evaluate(emb: dict, cfg: dict, classifiers: list[str], budgets: list) -> dic
     scores: dict = {}
     for budget in budgets:
         for clf, _, record, _ in run_budget(emb["labeled_train"], emb["test"], budget, ev["seeds"], specs,
-                                            ev.get("preprocessing", ["power_transform", "pca"])):
+                                            ev.get("preprocessing", ["power_transform", "pca"]),
+                                            estimator_packages=ev.get("estimator_packages", [])):
             scores.setdefault(clf, {}).setdefault(str(budget), []).append(record["balanced_accuracy"])
     return {clf: {b: float(np.mean(v)) for b, v in per.items()} for clf, per in scores.items()}
 

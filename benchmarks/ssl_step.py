@@ -113,13 +113,14 @@ def run_variant(args, setup, kind) -> dict:
     from PIL import Image
 
     from medssl.augment import MultiCropAugment, MultiCropConfig
-    from medssl.ssl import Schedules, autocast_dtype, get_method, resolve_device, training_step
+    from medssl.runtime import MixedPrecision
+    from medssl.ssl import Schedules, get_method, resolve_device, training_step
     from medssl.ssl.optim import build_optimizer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    amp = autocast_dtype("auto", device)
+    amp = MixedPrecision("auto", device, "precision")  # the trainer's default: bf16 on CUDA, fp32 on the CPU
     method = get_method(kind)
     params = {"epochs": 1, "batch_size": setup["batch"], "device": device.type, "warmup_epochs": 0}
     if kind == "dino":
@@ -174,7 +175,7 @@ def run_variant(args, setup, kind) -> dict:
             return [c.to(device, non_blocking=True) for c in ref_aug(pil)]
 
         def step(views, it):
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            with amp.autocast():
                 z1, z2 = model(views[0]), model(views[1])
                 loss = paper_loss(kind, z1.float(), z2.float())
             optimizer.zero_grad()

@@ -72,7 +72,8 @@ def test_score_has_macro_f1_over_present_classes_and_auc():
 def test_every_fit_record_carries_auc_and_f1():
     train, test = embeddings(n=200, n_classes=3, n_test=90)
     classifiers = {**CLASSIFIERS, "plain": {"estimator": "test_metrics.PredictOnly"}}
-    records = {name: rec for name, _, rec, _ in run_budget(train, test, 10, [0], classifiers, ["standardize"])}
+    fits = run_budget(train, test, 10, [0], classifiers, ["standardize"], estimator_packages=["test_metrics"])
+    records = {name: rec for name, _, rec, _ in fits}
     for name in CLASSIFIERS:
         assert 0.5 < records[name]["roc_auc"] <= 1.0, name
         assert 0.0 < records[name]["macro_f1"] <= 1.0

@@ -1,4 +1,5 @@
-"""Mixed precision of the embedding pass and the DL baseline (medssl.runtime.MixedPrecision)."""
+"""Mixed precision of the embedding pass and every trained arm (SSL trainer, DL baseline, linear layer):
+one rule, medssl.runtime.MixedPrecision."""
 import numpy as np
 import pytest
 import torch
@@ -31,3 +32,86 @@ def test_embedding_precision_fp16_on_cpu_equals_fp32():
     a = extract_features(net, data, "imagenet", device=torch.device("cpu"), precision="fp16")
     b = extract_features(net, data, "imagenet", device=torch.device("cpu"), precision="fp32")
     np.testing.assert_array_equal(a, b)
+
+
+# One rule (device x precision -> autocast dtype, loss scaling) for every trained arm. CUDA rows are
+# checked on the rule alone (a torch.device("cuda") object, no CUDA needed); each arm is run on the CPU
+# and must both ask the rule and train the way it answers.
+RULE = {
+    ("cpu", "auto"): (None, False), ("cpu", "bf16"): (torch.bfloat16, False),
+    ("cpu", "fp16"): (None, False), ("cpu", "fp32"): (None, False),
+    ("cuda", "auto"): (torch.bfloat16, False), ("cuda", "bf16"): (torch.bfloat16, False),
+    ("cuda", "fp16"): (torch.float16, True), ("cuda", "fp32"): (None, False),
+}
+
+
+@pytest.mark.parametrize("device, precision", RULE)
+def test_rule_per_device_and_precision(device, precision):
+    amp = MixedPrecision(precision, torch.device(device), "k")
+    assert (amp.dtype, amp.scaled) == RULE[device, precision]
+    if device == "cpu":  # a real GradScaler (a CUDA one disables itself where there is no CUDA)
+        assert amp.grad_scaler().is_enabled() is amp.scaled
+
+
+class Spy(MixedPrecision):
+    """MixedPrecision that remembers its instances and the GradScalers they made."""
+    made: list = []
+
+    def __init__(self, requested, device, key, log=None):
+        super().__init__(requested, device, key, log)
+        self.asked, self.scalers = (requested, device.type, key), []
+        Spy.made.append(self)
+
+    def grad_scaler(self):
+        self.scalers.append(super().grad_scaler())
+        return self.scalers[-1]
+
+
+def train_ssl(precision, tmp_path):
+    from test_ssl import TINY_VIT, random_dataset, stand_in_augment, tiny_cfg
+
+    from medssl.ssl import train_dino
+
+    train_dino(tiny_cfg(epochs=1, warmup_epochs=0, precision=precision), TINY_VIT, random_dataset(16),
+               stand_in_augment, tmp_path)
+
+
+def train_supervised(precision, tmp_path, section="baselines.supervised"):
+    from test_ssl import TINY_VIT
+
+    from medssl.linear_layer import frozen_backbone_classifier
+    from medssl.supervised import train_model
+
+    images = torch.randint(0, 255, (12, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    model = frozen_backbone_classifier(TINY_VIT, None, 3) if section == "baselines.linear_layer" else None
+    settings = {"epochs": 1, "batch_size": 4, "augment": "none", "precision": precision}
+    train_model(images, np.repeat(np.arange(3), 4), 3, TINY_VIT, settings, 0, torch.device("cpu"), model, section)
+
+
+ARMS = {"methods.<name>.params.precision": train_ssl, "baselines.supervised.precision": train_supervised,
+        "baselines.linear_layer.precision": lambda p, tmp: train_supervised(p, tmp, "baselines.linear_layer")}
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp16", "fp32"])
+@pytest.mark.parametrize("key", ARMS)
+def test_every_trained_arm_follows_the_rule_on_the_cpu(key, precision, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("medssl.runtime.MixedPrecision", Spy)
+    monkeypatch.setattr(Spy, "made", [])
+    seen = set()
+
+    def record(module, args, output):  # the autocast of every forward that trains
+        if torch.is_grad_enabled():
+            on = torch.is_autocast_enabled("cpu")
+            seen.add(torch.get_autocast_dtype("cpu") if on else None)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        with caplog.at_level("WARNING"):
+            ARMS[key](precision, tmp_path)
+    finally:
+        handle.remove()
+    dtype, scaled = RULE["cpu", precision]
+    assert Spy.made and Spy.made[0].asked == (precision, "cpu", key)
+    assert seen == {dtype}
+    assert [s.is_enabled() for s in Spy.made[0].scalers] == [scaled]
+    assert (f"{key}: fp16 autocast needs CUDA; running in fp32 on cpu" in caplog.text) is (precision == "fp16")

@@ -197,6 +197,27 @@ def test_launcher_starts_two_processes_and_only_rank0_writes(tmp_path, monkeypat
     assert json.loads((work / ssl.RUN_SPEC).read_text())["threads"] == 1
 
 
+def test_two_ranks_resume_from_the_previous_checkpoint_when_the_newest_is_damaged(tmp_path, monkeypatch):
+    """Rank 0 moves the damaged checkpoint.pt aside and puts checkpoint.prev.pt in its place before
+    rank 1 loads it (a rank on another epoch than rank 0 would hang or fail the collectives)."""
+    spec = _write_job(tmp_path, n_images=16)
+    spec["params"].update(epochs=2, checkpoint_every_epochs=1)
+    ssl.launch_pretraining(spec, gpus=1, threads=1)  # same run hash as 2 ranks: the global batch is kept
+    work, out = Path(spec["work_dir"]), Path(spec["output"])
+    data = (work / "checkpoint.pt").read_bytes()
+    (work / "checkpoint.pt").write_bytes(data[:len(data) // 2])
+    out.unlink()
+    log_path = tmp_path / "job.log"
+    with open(log_path, "w") as log_file:
+        monkeypatch.setattr(sys, "stderr", log_file)
+        ssl.launch_pretraining(spec, gpus=2, threads=2)
+    text = log_path.read_text()
+    assert "checkpoint.pt is damaged or unreadable" in text and "taking back checkpoint.prev.pt (epoch 1)" in text
+    assert "resuming from epoch 1" in text and "rank 1/2" in text, text[-3000:]
+    assert out.exists() and len(list(work.glob("checkpoint.corrupt-*.pt"))) == 1
+    assert torch.load(work / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
 def test_single_gpu_trains_in_process(tmp_path, monkeypatch):
     spec = _write_job(tmp_path, n_images=16)
     monkeypatch.setattr(ssl.launch.subprocess, "run", lambda *a, **k: pytest.fail("must not start a process"))

@@ -19,9 +19,10 @@ from snakemake.utils import update_config
 from torch.utils.data import TensorDataset
 
 from medssl.augment import MultiCropAugment, MultiCropConfig
+from medssl.runtime import MixedPrecision
 from medssl.ssl import (METHODS, CollapseConfig, CollapseError, Schedules, get_method, parse_spec, train,
                         training_step)
-from medssl.ssl import collapse, trainer
+from medssl.ssl import checkpoint, collapse, trainer
 from medssl.ssl.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +115,7 @@ def test_resuming_a_finished_run_writes_the_outputs_again(tmp_path, caplog):
 
 
 def test_temporary_files_are_unique_per_call_and_process():
-    a, b = trainer._unique_tmp(Path("x/checkpoint.pt")), trainer._unique_tmp(Path("x/checkpoint.pt"))
+    a, b = checkpoint._unique_tmp(Path("x/checkpoint.pt")), checkpoint._unique_tmp(Path("x/checkpoint.pt"))
     assert a != b and a.parent == Path("x") and str(__import__("os").getpid()) in a.name
 
 
@@ -183,11 +184,16 @@ def test_collapse_config_rejects_unknown_keys():
         CollapseConfig.from_dict({"action": "ignore"})
 
 
-def test_fp16_uses_a_grad_scaler(tmp_path):
+def test_fp16_on_the_cpu_runs_fp32_and_a_grad_scaler_is_checkpointed(tmp_path, monkeypatch, caplog):
     method, cfg, aug = setup("vicreg", epochs=1, precision="fp16")
-    train(method, cfg, TINY_VIT, dataset(32), aug, tmp_path)
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert ckpt["scaler"]["scale"] > 0  # the GradScaler's state is checkpointed
+    with caplog.at_level(logging.WARNING):
+        train(method, cfg, TINY_VIT, dataset(32), aug, tmp_path / "cpu")
+    assert "methods.<name>.params.precision: fp16 autocast needs CUDA; running in fp32 on cpu" in caplog.text
+    assert torch.load(tmp_path / "cpu" / "checkpoint.pt", weights_only=True)["scaler"] == {}  # no loss scaling
+    # where fp16 runs (CUDA), the GradScaler's state is checkpointed: a scaler forced on shows it
+    monkeypatch.setattr(MixedPrecision, "scaled", property(lambda self: True))
+    train(method, cfg, TINY_VIT, dataset(32), aug, tmp_path / "scaled")
+    assert torch.load(tmp_path / "scaled" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] > 0
 
 
 def test_bad_keys_fail_naming_the_section():

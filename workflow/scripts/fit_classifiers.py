@@ -20,9 +20,11 @@ _, test_variant = restrict_classes(train, test, params.min_class_size)  # the te
 outputs = {p.split(f"{wc.method}/budget_", 1)[1].removesuffix(".json"): p for p in snakemake.output.metrics}
 log.info("%d fits (%d budgets x %d classifiers x %d seeds) on %d worker(s)", len(outputs), len(params.budgets),
          len(params.classifiers), len(params.seeds), snakemake.threads)
+# Read from the config, not a rule param: the allowlist changes no result, so it must not rerun fits.
+packages = snakemake.config["evaluation"].get("estimator_packages", [])
 for budget, name, seed, record, y_pred in run_sweep(
         snakemake.input.labeled_train, snakemake.input.test, params.budgets, params.seeds, params.classifiers,
-        params.preprocessing, params.min_class_size, workers=snakemake.threads):
+        params.preprocessing, params.min_class_size, workers=snakemake.threads, estimator_packages=packages):
     metrics_path = outputs[f"{budget}/{name}/seed_{seed}"]
     classes = record["classes"]
     with atomic_path(metrics_path.replace(".json", ".predictions.csv")) as tmp:

@@ -5,7 +5,8 @@ Two kinds, both naming the culprit (file, row, config key, class):
 * plan-time config checks (:func:`config_errors`), run by ``rules/common.smk`` while Snakemake
   plans. They import only what they check (sklearn for an estimator, timm for a model name, the
   trainer's config classes for a method's keys), so this module keeps its top-level imports to
-  the standard library;
+  the standard library. A config is data: the only code it can name is a classifier class of an
+  allowed package (:func:`resolve_estimator`), checked here and again where it is instantiated;
 * data checks run by the first job that reads the splits (``check_splits``) and again, cheaply,
   by every job that trains or scores (test/train overlap, paths outside the dataset root,
   classes missing from a split, non-finite embeddings).
@@ -17,6 +18,7 @@ import hashlib
 import importlib
 import inspect
 import os
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -188,14 +190,51 @@ def source_files(source: Mapping) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def estimator_errors(name: str, spec: Mapping) -> list[str]:
-    """An unknown estimator class or a parameter it does not take, naming the config key."""
-    key = f"evaluation.classifiers.{name}"
-    module, _, attr = spec["estimator"].rpartition(".")
+ESTIMATOR_PACKAGES = ("sklearn", "medssl")
+_NAME = r"(?!__)[A-Za-z_][A-Za-z0-9_]*"  # no dunder part: importing medssl.ssl.__main__ would run it
+_DOTTED = re.compile(rf"{_NAME}(\.{_NAME})+")
+
+
+def resolve_estimator(dotted: str, packages: Iterable[str] = (), key: str = "estimator") -> type:
+    """The classifier class a config names: a class derived from sklearn.base.BaseEstimator, with
+    ``fit`` and ``predict``, defined in an allowed top-level package (sklearn, medssl and
+    ``packages``, the config's ``evaluation.estimator_packages``). A name outside those packages is
+    refused before anything is imported; nothing is called. Raises ValueError naming ``key``."""
+    allowed = [*ESTIMATOR_PACKAGES, *(p for p in packages if p not in ESTIMATOR_PACKAGES)]
+    rule = (f"a config may name only scikit-learn classifier classes of the packages {allowed} "
+            "(evaluation.estimator_packages adds a package)")
+    if not isinstance(dotted, str) or not _DOTTED.fullmatch(dotted):
+        raise ValueError(f"{key}: {dotted!r} is not a dotted class name (package.module.Class)")
+    if dotted.split(".")[0] not in allowed:
+        raise ValueError(f"{key}: {dotted!r} is outside the allowed packages and was not imported; {rule}")
+    module, _, attr = dotted.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as err:
-        return [f"{key}.estimator: {spec['estimator']!r} cannot be imported ({err})"]
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"{key}: {dotted!r} cannot be imported ({err})") from err
+    from sklearn.base import BaseEstimator  # lazy: planning imports sklearn only for this check
+
+    if not inspect.isclass(cls):
+        problem = f"is not a class (it is a {type(cls).__name__})"
+    elif cls.__module__.split(".")[0] not in allowed:
+        problem = f"is defined in {cls.__module__}, outside the allowed packages"
+    elif not issubclass(cls, BaseEstimator):
+        problem = "is not a scikit-learn estimator (not a subclass of sklearn.base.BaseEstimator)"
+    elif missing := [m for m in ("fit", "predict") if not callable(getattr(cls, m, None))]:
+        problem = f"has no {' or '.join(missing)} method, so it is not a classifier"
+    else:
+        return cls
+    raise ValueError(f"{key}: {dotted!r} {problem}; {rule}")
+
+
+def estimator_errors(name: str, spec: Mapping, packages: Iterable[str] = ()) -> list[str]:
+    """An estimator that is not an allowed classifier class (:func:`resolve_estimator`) or a
+    parameter it does not take, naming the config key."""
+    key = f"evaluation.classifiers.{name}"
+    try:
+        cls = resolve_estimator(spec["estimator"], packages, f"{key}.estimator")
+    except ValueError as err:
+        return [str(err)]
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
@@ -243,7 +282,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
     import json
 
     checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"],
-               "methods": config["methods"]}
+               "methods": config["methods"], "estimator_packages": config["evaluation"].get("estimator_packages", [])}
     versions = {}
     for package in ("scikit-learn", "timm", "medssl"):
         try:
@@ -255,7 +294,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
         return []
     errors = []
     for name, spec in checked["classifiers"].items():
-        errors += estimator_errors(name, spec)
+        errors += estimator_errors(name, spec, checked["estimator_packages"])
     errors += timm_model_errors("backbone.name", checked["backbone"])
     sizes = {ds.get("image_size") for ds in config["datasets"].values()}
     for name, method in checked["methods"].items():

@@ -8,7 +8,6 @@ transformed subset, so all arms are compared on identical labeled sets.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import time
@@ -24,6 +23,8 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, PowerTransformer, StandardScaler
+
+from medssl.checks import resolve_estimator
 
 log = logging.getLogger(__name__)
 
@@ -308,18 +309,13 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def import_estimator(dotted: str) -> type:
-    module, _, name = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"classifier estimator {dotted!r} cannot be imported: {err}") from err
-
-
-def build_classifier(spec: Mapping[str, Any], random_state: int) -> BaseEstimator:
+def build_classifier(spec: Mapping[str, Any], random_state: int, packages: Sequence[str] = (),
+                     key: str = "estimator") -> BaseEstimator:
     """An estimator from a config entry {estimator: dotted.path, params: {...}}; the fit's
-    seed is passed as random_state when the estimator takes one."""
-    cls = import_estimator(spec["estimator"])
+    seed is passed as random_state when the estimator takes one. The class is checked again here
+    (`checks.resolve_estimator`: a classifier class of sklearn, medssl or ``packages``) before it
+    is called; ``key`` names the config entry in the error."""
+    cls = resolve_estimator(spec["estimator"], packages, key)
     params = dict(spec.get("params", {}))
     if "random_state" in inspect.signature(cls).parameters:
         params.setdefault("random_state", random_state)
@@ -431,13 +427,16 @@ def class_coverage_fields(train_labels: np.ndarray, test_labels: np.ndarray, cla
 
 def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Sequence[int],
                classifiers: Mapping[str, Mapping[str, Any]], preprocessing: Sequence[str],
-               min_class_size: int | None = None,
+               min_class_size: int | None = None, estimator_packages: Sequence[str] = (),
                ) -> Iterator[tuple[str, int, dict[str, Any], np.ndarray]]:
     """Fit every classifier for every seed at one label budget.
 
     `min_class_size` (> 1) restricts the evaluation to the classes with at least that many labeled
     images (the "250+" variant, `restrict_classes`). Yields (classifier name, seed, result record,
-    test predictions as indices into record["classes"]); the test set is `restrict_classes`' one."""
+    test predictions as indices into record["classes"]); the test set is `restrict_classes`' one.
+    `estimator_packages`: the config's evaluation.estimator_packages."""
+    for name, spec in classifiers.items():  # a refused entry fails before the first fit
+        resolve_estimator(spec["estimator"], estimator_packages, f"evaluation.classifiers.{name}.estimator")
     all_classes = list(train.classes)
     train, test = restrict_classes(train, test, min_class_size)
     n_classes = len(train.classes)
@@ -454,7 +453,8 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
             use_pre = pre is not None and spec.get("preprocess", True)
             X, X_test = (X_pre, X_test_pre) if use_pre else (subset.features, test.features)
             t0 = time.perf_counter()
-            estimator = build_classifier(spec, random_state=seed).fit(X, subset.labels)
+            estimator = build_classifier(spec, seed, estimator_packages,
+                                         f"evaluation.classifiers.{name}.estimator").fit(X, subset.labels)
             y_pred = predict(estimator, X_test, spec.get("predict", "predict"))
             y_score, score_source = class_scores(estimator, X_test, n_classes)
             seconds = time.perf_counter() - t0 + (pre_seconds if use_pre else 0.0)

@@ -39,10 +39,11 @@ def _init_worker(train_path: str, test_path: str) -> None:
 
 
 def _run_task(budget: str, seed: int, classifiers: Mapping[str, Any], preprocessing: Sequence[str],
-              min_class_size: int | None) -> list[Result]:
+              min_class_size: int | None, estimator_packages: Sequence[str]) -> list[Result]:
     train, test = _PAIR
     results, cpu = [], time.process_time()
-    for name, s, record, y_pred in run_budget(train, test, budget, [seed], classifiers, preprocessing, min_class_size):
+    for name, s, record, y_pred in run_budget(train, test, budget, [seed], classifiers, preprocessing, min_class_size,
+                                             estimator_packages):
         # CPU seconds of this fit in its worker (the shared preprocessing counts with the first
         # classifier): unlike fit_seconds, it does not grow when other jobs share the machine.
         record["fit_cpu_seconds"], cpu = time.process_time() - cpu, time.process_time()
@@ -52,13 +53,14 @@ def _run_task(budget: str, seed: int, classifiers: Mapping[str, Any], preprocess
 
 def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Sequence[int],
               classifiers: Mapping[str, Any], preprocessing: Sequence[str],
-              min_class_size: int | None = None, workers: int = 1) -> Iterator[Result]:
+              min_class_size: int | None = None, workers: int = 1,
+              estimator_packages: Sequence[str] = ()) -> Iterator[Result]:
     """Yield (budget, classifier, seed, record, test predictions) for every fit, in completion order.
 
     workers == 1 runs in this process (BLAS limited to one thread by the caller); more start that
     many spawned processes with one BLAS thread each."""
     tasks = task_order([str(b) for b in budgets], list(seeds))
-    args = (dict(classifiers), list(preprocessing), min_class_size)
+    args = (dict(classifiers), list(preprocessing), min_class_size, list(estimator_packages))
     if workers <= 1:
         _init_worker(str(train_path), str(test_path))
         for budget, seed in tasks:

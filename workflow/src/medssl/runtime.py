@@ -68,7 +68,8 @@ PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 
 
 class MixedPrecision:
-    """Autocast and loss scaling for one device: ``fp16`` = float16 autocast + ``GradScaler`` (the
+    """Autocast and loss scaling for one device, the one rule of every trained arm (SSL trainer, DL
+    baseline, linear layer) and the embedding pass: ``fp16`` = float16 autocast + ``GradScaler`` (the
     paper's ``torch.cuda.amp``), ``bf16`` = bfloat16 autocast without scaling, ``fp32`` = off,
     ``auto`` = bf16 on CUDA, fp32 elsewhere. The CPU has no useful float16 autocast: ``fp16`` there
     falls back to fp32 and says so in the log."""
@@ -94,11 +95,16 @@ class MixedPrecision:
 
         return torch.autocast(self.device_type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
 
+    @property
+    def scaled(self) -> bool:
+        """Whether the loss is scaled: fp16 only (bf16 has float32's range)."""
+        return self.name == "fp16"
+
     def grad_scaler(self):
         """A ``torch.amp.GradScaler``, enabled only for fp16 (a disabled one passes through)."""
         import torch
 
-        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+        return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
 
 
 def default_num_workers() -> int:

@@ -22,8 +22,8 @@ from medssl.ssl.schedules import Schedules, cosine_schedule, teacher_temp_schedu
 from medssl.ssl.simclr import NTXentLoss, SimCLR, SimCLRConfig
 from medssl.ssl.simsiam import SimSiam, SimSiamConfig, SimSiamLoss
 from medssl.ssl.vicreg import VICReg, VICRegConfig, VICRegLoss
-from medssl.ssl.trainer import (CHECKPOINT, HEALTH, TRAIN_LOG, autocast_dtype, log_columns, resolve_device,
-                                save_checkpoint, train, training_step)
+from medssl.ssl.trainer import (CHECKPOINT, HEALTH, TRAIN_LOG, log_columns, resolve_device, save_checkpoint, train,
+                                training_step)
 
 LOG_COLUMNS = log_columns(DINO)
 
@@ -32,7 +32,7 @@ __all__ = [
     "DINO", "Method", "METHODS", "register", "get_method", "Schedules", "cosine_schedule",
     "teacher_temp_schedule", "param_groups", "clip_gradients", "cancel_last_layer_grads", "ema_update",
     "build_backbone", "feature_dim", "build_student_teacher", "load_backbone", "resolve_device",
-    "autocast_dtype", "train_step", "training_step", "train", "train_dino", "run_pretraining",
+    "train_step", "training_step", "train", "train_dino", "run_pretraining",
     "launch_pretraining", "parse_spec", "distributed_command", "main", "CollapseConfig", "CollapseError",
     "SimCLR", "SimCLRConfig", "NTXentLoss", "DCLW", "DCLWConfig", "DCLWLoss", "SimSiam", "SimSiamConfig",
     "SimSiamLoss", "VICReg", "VICRegConfig", "VICRegLoss",

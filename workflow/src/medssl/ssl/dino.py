@@ -289,11 +289,12 @@ class DINO(Method):
 
 def train_step(student: nn.Module, teacher: nn.Module, dino_loss: DINOLoss, optimizer: torch.optim.Optimizer,
                crops: list[torch.Tensor], it: int, sched, cfg: DinoConfig,
-               amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """One DINO iteration at global iteration ``it``; returns loss and collapse signals."""
+               precision=None) -> dict[str, float]:
+    """One DINO iteration at global iteration ``it``; returns loss and collapse signals.
+    ``precision``: a medssl.runtime.MixedPrecision (none: fp32)."""
     from medssl.ssl.trainer import training_step
 
-    return training_step(DINO(cfg, student, dino_loss, teacher), student, optimizer, crops, it, sched, cfg, amp_dtype)
+    return training_step(DINO(cfg, student, dino_loss, teacher), student, optimizer, crops, it, sched, cfg, precision)
 
 
 def train_dino(cfg: DinoConfig, backbone_spec: dict, dataset: Dataset,

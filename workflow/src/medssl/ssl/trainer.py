@@ -8,20 +8,19 @@ A checkpoint belongs to one run identity (method, its config without operational
 augmentation, data): when the identity changes, the old ``checkpoint.pt`` is moved aside as
 ``checkpoint.<its hash>.pt`` and a new training starts; a later run with that identity again resumes
 from it. A finished checkpoint is resumed too: the backbone, train_log.csv and health.json are
-written again from it, with no training.
+written again from it, with no training. How checkpoints are written, and what happens to one that
+cannot be read: checkpoint.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import logging
 import math
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -35,13 +34,13 @@ from tqdm import tqdm
 from medssl import runtime
 from medssl.ssl import collapse
 from medssl.ssl.base import Method
+from medssl.ssl.checkpoint import CHECKPOINT, atomic_torch_save, save_checkpoint, take_checkpoint, write_log_csv
 from medssl.ssl.config import TrainConfig, config_hash
 from medssl.ssl.distributed import (epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state,
                                     unwrap)
 from medssl.ssl.optim import build_optimizer, clip_gradients
 from medssl.ssl.schedules import Schedules
 
-CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.csv"
 HEALTH = "health.json"
 BASE_COLUMNS = ("epoch", "loss", "lr", "wd")
@@ -60,56 +59,17 @@ def resolve_device(device: str, log: logging.Logger | None = None) -> torch.devi
     return runtime.resolve_device(device, "methods.<name>.params.device", "training", log)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 needs no loss scaling; fp16 (sparsam's choice) goes with a GradScaler."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    return None
-
-
-def _unique_tmp(path: Path) -> Path:
-    """A temp name no other process uses (an orphaned trainer may still write the same folder)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = _unique_tmp(path)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_log_csv(rows: list[dict], path: Path, columns: list[str]) -> None:
-    tmp = _unique_tmp(path)
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    atomic_torch_save(state, path)
-
-
 def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optimizer, views: list[torch.Tensor],
-                  it: int, sched: Schedules, cfg: TrainConfig, amp_dtype: torch.dtype | None = None,
+                  it: int, sched: Schedules, cfg: TrainConfig, precision: runtime.MixedPrecision | None = None,
                   scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One iteration at global iteration ``it``: the loss and the method's per-step signals."""
+    """One iteration at global iteration ``it``: the loss and the method's per-step signals.
+    ``precision``: the autocast (none: fp32); ``scaler``: its GradScaler (``precision.grad_scaler()``)."""
     for i, group in enumerate(optimizer.param_groups):  # schedules apply from the very first step
         group["lr"] = sched.base_lr if group.get("fixed_lr") else float(sched.lr[it])
         if i % 2 == 0:  # decayed groups (optim.param_groups)
             group["weight_decay"] = float(sched.wd[it])
 
-    device_type = views[0].device.type
-    with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    with precision.autocast() if precision is not None else contextlib.nullcontext():
         loss, stats = method.loss(model, views, it, sched)
 
     # One host sync per step: the loss (checked before it can reach the weights) and the signals.
@@ -162,7 +122,7 @@ def _make_loader(cfg: TrainConfig, dataset: Dataset, device: torch.device, log: 
 
 
 def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader, loader_gen, augment,
-                     epoch: int, sched: Schedules, cfg: TrainConfig, amp_dtype, device: torch.device,
+                     epoch: int, sched: Schedules, cfg: TrainConfig, precision, device: torch.device,
                      rank: int, world: int, global_batch: int, is_main: bool) -> dict:
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
@@ -177,7 +137,7 @@ def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader
         it = epoch * sched.iters_per_epoch + i
         images = images.to(device, non_blocking=True)
         views = augment(images, aug_gen)
-        stats = training_step(method, model, optimizer, views, it, sched, cfg, amp_dtype, scaler)
+        stats = training_step(method, model, optimizer, views, it, sched, cfg, precision, scaler)
         sums += torch.tensor([stats[k] for k in names], dtype=torch.float64)
         bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{sched.lr[it]:.2e}", refresh=False)
     bar.close()
@@ -191,24 +151,6 @@ def _train_one_epoch(method: Method, model: nn.Module, optimizer, scaler, loader
     return {"epoch": epoch, "loss": means.pop("loss"), "lr": float(sched.lr[last]), "wd": float(sched.wd[last]),
             **method.epoch_row(sched, last, means), "seconds": seconds,
             "images_per_s": sched.iters_per_epoch * global_batch / seconds}
-
-
-def _take_checkpoint(out_dir: Path, run_hash: str, log: logging.Logger) -> Path | None:
-    """The checkpoint of this run identity, if any: a checkpoint.pt of another identity is moved
-    aside as checkpoint.<hash>.pt, and a moved-aside one of this identity is taken back."""
-    path = out_dir / CHECKPOINT
-    if path.exists():
-        old = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("run_hash", "legacy")
-        if old != run_hash:
-            aside = out_dir / f"checkpoint.{old}.pt"
-            os.replace(path, aside)
-            log.warning("%s was written by a run with other settings (run hash %s, now %s): kept as %s, "
-                        "starting a new training", path, old, run_hash, aside.name)
-    stashed = out_dir / f"checkpoint.{run_hash}.pt"
-    if not path.exists() and stashed.exists():
-        os.replace(stashed, path)
-        log.info("taking back %s, written earlier with these settings", stashed.name)
-    return path if path.exists() else None
 
 
 @contextlib.contextmanager
@@ -258,7 +200,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     rank, world = rank_world()
     is_main = rank == 0
     device = resolve_device(cfg.device, log if is_main else None)
-    amp_dtype = autocast_dtype(cfg.precision, device)
+    precision = runtime.MixedPrecision(cfg.precision, device, "methods.<name>.params.precision", log)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # few distinct crop shapes: autotuning pays off
 
@@ -293,17 +235,17 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
         method.convert_sync_batchnorm(device)
     method.to(device)
     optimizer = build_optimizer(method.model, cfg, device, method.fixed_lr_prefixes())
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler = precision.grad_scaler()
     seed_everything(cfg.seed + rank)  # ranks draw different drop-path masks
 
     start_epoch, history = 0, []
-    if is_main:
-        _take_checkpoint(out_dir, run_hash, log)
-    if world > 1:
-        dist.barrier()
+    ckpt = take_checkpoint(out_dir, run_hash, log) if is_main else None
     ckpt_path = out_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if world > 1:
+        dist.barrier()  # rank 0 has left checkpoint.pt readable and of this run, or removed it
+        if not is_main and ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if ckpt is not None:
         if ckpt.get("run_hash") != run_hash:  # another rank's view of the folder changed under us
             raise RuntimeError(f"{ckpt_path} does not belong to this run")
         for name, module in method.modules().items():
@@ -337,13 +279,13 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
     if is_main:
         n_params = sum(p.numel() for p in method.model.parameters())
         log.info("%s: %s (%.3gM params incl. heads), %d views, global batch %d (%d process(es) x %d) "
-                 "x %d iterations/epoch, %d epochs, device %s, autocast %s, run hash %s", cfg.label,
+                 "x %d iterations/epoch, %d epochs, device %s, precision %s, run hash %s", cfg.label,
                  backbone_spec["name"], n_params / 1e6, n_views, global_batch, world, global_batch // world,
-                 sched.iters_per_epoch, cfg.epochs, device, amp_dtype or "off", run_hash)
+                 sched.iters_per_epoch, cfg.epochs, device, precision.name, run_hash)
 
     for epoch in range(start_epoch, cfg.epochs):
         row = _train_one_epoch(method, model, optimizer, scaler, loader, loader_gen, augment, epoch, sched, cfg,
-                               amp_dtype, device, rank, world, global_batch, is_main)
+                               precision, device, rank, world, global_batch, is_main)
         done = epoch + 1
         every = cfg.checkpoint_every_epochs
         checkpoint_now = done == cfg.epochs or (every > 0 and done % every == 0)
