@@ -57,7 +57,8 @@ SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("i
 # The paper's "SSL + LL": a linear head (+ the final norm) trained on images through each SSL
 # method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
 LINEAR_LAYER = config.get("baselines", {}).get("linear_layer", {"enabled": False})
-LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or list(METHODS)
+# (not a frozen pretrained model of its own architecture and preprocessing: kind `pretrained`)
+LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or [m for m, e in METHODS.items() if e["kind"] != "pretrained"]
 
 
 def method_instances(name):
@@ -158,6 +159,11 @@ def _check_linear_layer():
         extra = [v for v in values if v not in allowed]
         if extra:
             raise ValueError(f"baselines.linear_layer.{key}: {extra} not in {where} {allowed}")
+    frozen = [m for m in LINEAR_LAYER_METHODS if METHODS[m]["kind"] == "pretrained"]
+    if frozen:
+        raise ValueError(f"baselines.linear_layer.methods: {frozen} are of kind pretrained (their own model and "
+                         "preprocessing), which the linear layer arm does not support; evaluate them with "
+                         "evaluation.classifiers (e.g. medssl.classify.LinearProbe)")
 
 
 _check_config()
@@ -224,6 +230,30 @@ def dataset_cfg(wildcards):
 
 def method_cfg(wildcards):
     return config["methods"][wildcards.method]
+
+
+def pretrained_spec(wildcards):
+    """The timm model of a method of kind `pretrained` (medssl.pretrained.model_spec)."""
+    from medssl.pretrained import model_spec  # imports torch only when a model is built
+
+    return model_spec(METHODS[wildcards.method], config["backbone"])
+
+
+def method_backbone(wildcards):
+    """The architecture the embedding loads backbone.pt into: the config's backbone, or the
+    pretrained method's own model."""
+    if METHODS[wildcards.method]["kind"] != "pretrained":
+        return config["backbone"]
+    spec = pretrained_spec(wildcards)
+    return {"name": spec["name"], "pretrained": False, "kwargs": spec["kwargs"]}
+
+
+def embed_weights(wildcards):
+    """The weights the embedding reads (and a pretrained model's data config)."""
+    if METHODS[wildcards.method]["kind"] == "pretrained":
+        folder = f"results/pretrained/{wildcards.method}"
+        return {"backbone": f"{folder}/backbone.pt", "data_config": f"{folder}/data_config.json"}
+    return {"backbone": f"results/ssl/{wildcards.dataset}/{wildcards.method}/backbone.pt"}
 
 
 def image_root(dataset):

@@ -1,11 +1,12 @@
-# Stage 4: frozen-backbone embeddings of the labeled pool and the test set.
+# Stage 4: frozen-backbone embeddings of the labeled pool and the test set. A frozen pretrained model
+# (kind `pretrained`) is embedded with its own architecture, input size, interpolation and mean / std.
 
 
 rule embed:
     input:
         unpack(split_files),
         unpack(dataset_images),
-        backbone="results/ssl/{dataset}/{method}/backbone.pt",
+        unpack(embed_weights),
         checked=split_check,
     output:
         labeled_train="results/embeddings/{dataset}/{method}/labeled_train.npz",
@@ -16,7 +17,7 @@ rule embed:
         "results/benchmarks/embed/{dataset}/{method}.tsv"
     params:
         dataset=dataset_cfg,
-        backbone=config["backbone"],
+        backbone=method_backbone,
         normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
         image_root=lambda wc: image_root(wc.dataset),
         precision=config["evaluation"].get("embedding_precision", "auto"),

@@ -80,3 +80,28 @@ rule fetch_published_weights:
         "../../envs/torch.yaml"
     script:
         "../scripts/fetch_published_weights.py"
+
+
+# A frozen off-the-shelf pretrained model (method kind `pretrained`, medssl.pretrained): the timm model
+# with its pretrained tag (or a local weights file), built once per method, its state dict and timm data
+# config (input size, interpolation, mean / std) saved for the embedding. A local rule, as above: a
+# download (said in the log) happens where Snakemake runs; fill the cache beforehand (config/README.md).
+rule fetch_pretrained_backbone:
+    input:
+        unpack(lambda wc: {"weights": METHODS[wc.method]["weights"]} if METHODS[wc.method].get("weights") else {}),
+    output:
+        backbone="results/pretrained/{method}/backbone.pt",
+        data_config="results/pretrained/{method}/data_config.json",
+    log:
+        "results/logs/fetch_pretrained_backbone/{method}.log",
+    benchmark:
+        "results/benchmarks/fetch_pretrained_backbone/{method}.tsv"
+    wildcard_constraints:
+        method=_alternation(_names(METHODS, "pretrained")),
+    params:
+        spec=pretrained_spec,
+    localrule: True
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/fetch_pretrained_backbone.py"

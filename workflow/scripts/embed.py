@@ -1,10 +1,13 @@
-"""Embeddings of labeled_train and test with the frozen backbone."""
+"""Embeddings of labeled_train and test with the frozen backbone. A frozen pretrained model (method
+kind `pretrained`, input data_config) gets its own input size, interpolation and mean / std."""
+import json
 from pathlib import Path
 
 from medssl.checks import check_disjoint, check_finite
 from medssl.data import read_split
 from medssl.embed import embed_split
 from medssl.runtime import default_num_workers, limit_threads, resolve_device, setup_logging
+from medssl.pretrained import preprocessing
 from medssl.ssl import load_backbone
 
 log = setup_logging(snakemake.log[0])
@@ -13,11 +16,17 @@ ds = snakemake.params.dataset
 device = resolve_device("auto", "embedding device", "extracting embeddings", log)
 log.info("extracting on %s", device)
 backbone = load_backbone(snakemake.params.backbone, Path(snakemake.input.backbone))
+if "data_config" in snakemake.input.keys():
+    images = preprocessing(json.loads(Path(snakemake.input.data_config).read_text()))
+    log.info("pretrained model's own preprocessing: %s", Path(snakemake.input.data_config).read_text())
+else:
+    images = {"image_size": ds["image_size"], "channels": ds.get("channels", 3), "resample": None,
+              "normalize": snakemake.params.normalize}
 frames = {split: read_split(snakemake.input[split]) for split in ["labeled_train", "test"]}
 check_disjoint({snakemake.input[split]: frame["image"] for split, frame in frames.items()})
 for split, frame in frames.items():
-    emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], ds["image_size"],
-                      ds.get("channels", 3), snakemake.params.normalize, device=device,
+    emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], images["image_size"],
+                      images["channels"], images["normalize"], resample=images["resample"], device=device,
                       num_workers=min(default_num_workers(), snakemake.threads),
                       precision=snakemake.params.precision)
     check_finite(emb.features, emb.images, f"{split} embeddings of {snakemake.input.backbone}")

@@ -299,6 +299,8 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
     sizes = {ds.get("image_size") for ds in config["datasets"].values()}
     for name, method in checked["methods"].items():
         errors += method_errors(name, method, max(sizes) if sizes else None)
+        if method["kind"] == "pretrained" and method.get("model"):
+            errors += timm_model_errors(f"methods.{name}.model", method["model"])
     if cache is not None and not errors:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a") as fh:

@@ -742,11 +742,13 @@ def check_images(df: pd.DataFrame, root: Path, class_names: Sequence[str] | None
         )
 
 
-def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
+def load_image(path: Path, image_size: int, channels: int = 3,
+               resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
     """Load an image as uint8 ``[S, S, C]`` (C = 3 RGB or 1 grayscale).
 
-    Resizing uses BILINEAR, which PIL antialiases when downscaling.  The original
-    paper's code used NEAREST here -- aliasing that we deliberately do not repeat.
+    Resizing uses ``resample`` (BILINEAR; a pretrained model's own interpolation for its frozen
+    embedding), which PIL antialiases when downscaling.  The original paper's code used NEAREST
+    here -- aliasing that we deliberately do not repeat.
     """
     if channels not in (1, 3):
         raise DatasetError(f"channels must be 1 or 3, got {channels!r}")
@@ -776,7 +778,7 @@ def load_image(path: Path, image_size: int, channels: int = 3) -> np.ndarray:
         im = Image.fromarray(np.rint(a).astype(np.uint8), mode="L")
     im = im.convert(mode)
     if im.size != (image_size, image_size):
-        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        im = im.resize((image_size, image_size), resample)
     arr = np.array(im, dtype=np.uint8)  # writable copy (torch.from_numpy needs one)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -1007,8 +1009,10 @@ class ImageDataset(torch.utils.data.Dataset):
         labels: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         channels: int = 3,
+        resample: Image.Resampling = Image.Resampling.BILINEAR,
     ):
         self.images = [str(p) for p in images]
+        self.resample = resample
         self.root = Path(root)
         self.image_size = int(image_size)
         self.channels = int(channels)
@@ -1039,7 +1043,7 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        arr = load_image(self.root / self.images[i], self.image_size, self.channels)
+        arr = load_image(self.root / self.images[i], self.image_size, self.channels, self.resample)
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), self.targets[i]
 
 
