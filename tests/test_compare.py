@@ -136,3 +136,13 @@ def test_rules_write_the_table_and_figure_into_the_report(tmp_path):
     run_snakemake(tmp_path, tmp_path / "config.yaml", "--report", "report.html", *targets, *only, timeout=300)
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "comparison_formatted.csv" in html and "method_comparison.png" in html
+
+
+def test_a_frozen_pretrained_arm_is_drawn_as_a_reference(summary):
+    fig = plot_method_curves(summary, DATASETS, {"svm": "SVM"}, pretrained=["vicreg"])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["simclr", "random_init (untrained reference)", "vicreg (frozen pretrained)",
+                      "supervised (end to end)"]
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert lines["vicreg"].get_linestyle() == "-." and lines["vicreg"].get_color() == "grey"
+    assert lines["random_init"].get_linestyle() == "--"

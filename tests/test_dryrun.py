@@ -37,6 +37,8 @@ def test_paper_dry_run_through_slurm_profile():
     assert counts["pretrain_ssl"] == len(datasets) * n_dino
     assert counts["embed"] == len(datasets) * len(methods)
     assert counts["fit_classifiers"] == n_variants * len(methods)  # every budget, classifier and seed in one job
+    # the ImageNet backbone without SSL (kind pretrained): built once, embedded per dataset (counted above)
+    assert counts["fetch_pretrained_backbone"] == sum(m["kind"] == "pretrained" for m in methods.values()) == 1
     assert counts["all"] == 1
 
     # The profile only changes where jobs run, never which: same DAG as a plain dry run.

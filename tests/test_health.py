@@ -100,3 +100,31 @@ def test_dl_baseline_that_did_not_train_is_no_benchmark():
     assert "chance" in health.dl_baseline_untrained({"epochs": 50}, 0.27, 4)
     assert health.dl_baseline_untrained({"epochs": 50}, 0.6, 4) is None
     assert health.dl_baseline_untrained({"epochs": 5, "benchmark_min_epochs": 5}, 0.6, 4) is None
+
+
+def test_an_ssl_method_started_from_pretrained_weights_is_judged_against_the_frozen_pretrained_arm():
+    methods = {"dino": {"kind": "dino"}, "random_init": {"kind": "random_init"},
+               "imagenet": {"kind": "pretrained"}, "other_net": {"kind": "pretrained", "model": "resnet18.a1_in1k"}}
+    acc = {("dino", "svm"): 0.70, ("random_init", "svm"): 0.50, ("imagenet", "svm"): 0.75,
+           ("other_net", "svm"): 0.90}
+    cfg = health.settings({**EVAL, "classifiers": {"svm": {}}})
+    backbone = {"name": "xcit_small_12_p8_224.fb_dist_in1k", "pretrained": True}
+    t = health.health_table(summary(acc), methods, {}, cfg, backbone=backbone).set_index("method")
+    assert t.loc["dino", "start"] == "imagenet"  # the arm of the same backbone, not other_net
+    assert t.loc["dino", "verdict"] == health.NO_BETTER_THAN_START and "gap to imagenet" in t.loc["dino", "reason"]
+    assert t.loc["dino", "svm_gap_all"] == pytest.approx(0.20)  # both gaps are shown
+    assert t.loc["dino", "svm_start_gap_all"] == pytest.approx(-0.05)
+    assert t.loc["imagenet", "verdict"] == t.loc["other_net", "verdict"] == health.PRETRAINED_REFERENCE
+    assert t.loc["imagenet", "svm_gap_all"] == pytest.approx(0.25)  # the frozen arm against random init
+    assert health.did_not_learn(t.reset_index(), "d", "dino").startswith(health.NO_BETTER_THAN_START)
+    assert health.did_not_learn(t.reset_index(), "d", "imagenet") is None
+
+    # SSL from random init (backbone.pretrained false) is judged against random_init, as before
+    scratch = health.health_table(summary(acc), methods, {}, cfg, backbone={**backbone, "pretrained": False})
+    scratch = scratch.set_index("method")
+    assert scratch.loc["dino", "start"] == "random_init" and scratch.loc["dino", "verdict"] == health.LEARNED
+    assert scratch.loc["dino", "svm_start_gap_all"] == pytest.approx(0.20)
+    # and so is one whose frozen-pretrained arm the config lacks
+    lacking = {k: v for k, v in methods.items() if k != "imagenet"}
+    assert health.health_table(summary(acc), lacking, {}, cfg, backbone=backbone).set_index(
+        "method").loc["dino", "start"] == "random_init"

@@ -22,6 +22,7 @@ def test_plans_every_job_without_data():
     pretrain = sum(n for rule, n in counts.items() if rule.startswith("pretrain"))
     assert pretrain == len(datasets) * n_ssl
     assert counts["init_random_backbone"] == len(datasets)
+    assert counts["fetch_pretrained_backbone"] == 1  # the frozen ImageNet arm: built once, embedded per dataset
     assert counts["embed"] == len(datasets) * len(methods)
     assert counts["fit_classifiers"] == len(datasets) * len(methods)  # every budget, classifier and seed in one job
     supervised = c["baselines"]["supervised"]
@@ -38,7 +39,7 @@ def test_carries_the_papers_setup():
     assert all(ds["image_size"] == 224 for ds in c["datasets"].values())
     assert c["backbone"]["name"].split(".")[0] == "resnet50" and c["backbone"]["pretrained"] is False
     kinds = {name: m["kind"] for name, m in c["methods"].items()}
-    assert sorted(kinds.values()) == sorted([*SSL_KINDS, "random_init"])
+    assert sorted(kinds.values()) == sorted([*SSL_KINDS, "random_init", "pretrained"])
     for name, m in c["methods"].items():
         if m["kind"] in SSL_KINDS:  # REFERENCE 3.4: SGD lr 1e-2, no momentum / weight decay, batch 64, 250 epochs
             _, p, views, _ = parse_spec({**m, "image_size": 224})
@@ -64,7 +65,7 @@ def test_paper_overlay_gives_the_code_exact_variants():
 
     c = config()
     update_config(c, yaml.safe_load((REPO / "config" / "presets" / "smalldatassl_paper.yaml").read_text()))
-    assert set(c["methods"]) == {"simclr", "dclw", "simsiam", "vicreg", "random_init"}
+    assert set(c["methods"]) == {"simclr", "dclw", "simsiam", "vicreg", "random_init", "imagenet_frozen"}
     _, vicreg, views, _ = parse_spec({**c["methods"]["vicreg"], "image_size": 224})
     assert vicreg.std_coeff == 50 and tuple(views.global_scale) == (0.08, 0.1)
     assert c["methods"]["vicreg"]["collapse"]["action"] == "warn"  # kept from this config

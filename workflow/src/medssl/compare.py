@@ -74,17 +74,19 @@ def format_comparison(table: pd.DataFrame, datasets: Mapping[str, Mapping] | Seq
 
 def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], classifiers: Mapping[str, str],
                        reference: Sequence[str] = ("random_init",), variant: str = "classes_all",
-                       metric: str = "balanced_accuracy"):
+                       metric: str = "balanced_accuracy", pretrained: Sequence[str] = ()):
     """Grid of panels, rows = classifiers (name -> label), columns = datasets: `metric` (mean, band
     +-1 std over seeds) against labeled images per class for every method on that classifier; methods
-    in `reference` grey dashed, the supervised baselines (classifier 'finetune') black; chance level
-    light grey. One shared legend. Returns the matplotlib figure."""
+    in `reference` grey dashed, the frozen pretrained models in `pretrained` grey dash-dotted, the
+    supervised baselines (classifier 'finetune') black; chance level light grey. One shared legend.
+    Returns the matplotlib figure."""
     import seaborn as sns
 
     from medssl.report import _budget_axis, _pyplot, budget_positions
 
     plt = _pyplot()
     data = summary[(summary["variant"] == variant) & summary["dataset"].isin(list(datasets))].copy()
+    reference = [*reference, *(m for m in pretrained if m not in reference)]
     methods = [m for m in dict.fromkeys(data.loc[data["classifier"] != BASELINE_CLASSIFIER, "method"])
                if m not in reference]
     colors = dict(zip(methods, sns.color_palette("colorblind", max(len(methods), 1))))
@@ -106,7 +108,7 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
                 if method in baselines:
                     style = {"color": "black", "ls": ["-", "-.", ":"][baselines.index(method) % 3], "lw": 1.6}
                 elif method in reference:
-                    style = {"color": "grey", "ls": "--", "lw": 1.4}
+                    style = {"color": "grey", "ls": "-." if method in pretrained else "--", "lw": 1.4}
                 else:
                     style = {"color": colors[method], "ls": "-", "lw": 1.4}
                 line = line.sort_values("x")
@@ -124,13 +126,16 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
             if c == 0:
                 ax.set_ylabel(f"{label}\n{metric.replace('_', ' ')}")
     order = [m for m in [*methods, *reference, *baselines] if m in handles]
-    fig.legend([handles[m] for m in order], [_legend_label(m, reference, baselines) for m in order],
+    fig.legend([handles[m] for m in order], [_legend_label(m, reference, baselines, pretrained) for m in order],
                loc="lower center", ncol=min(len(order), 3 * len(names)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.12 if len(names) == 1 else 0.06) if len(classifiers) > 1 else 0.1, 1, 1))
     return fig
 
 
-def _legend_label(method: str, reference: Sequence[str], baselines: Sequence[str]) -> str:
+def _legend_label(method: str, reference: Sequence[str], baselines: Sequence[str],
+                  pretrained: Sequence[str] = ()) -> str:
+    if method in pretrained:
+        return f"{method} (frozen pretrained)"
     if method in reference:
         return f"{method} (untrained reference)"
     if method in baselines:
@@ -141,6 +146,11 @@ def _legend_label(method: str, reference: Sequence[str], baselines: Sequence[str
 def reference_methods(methods: Mapping[str, Mapping]) -> list[str]:
     """The config's untrained-backbone methods (kind random_init): the curves' reference lines."""
     return [name for name, spec in methods.items() if spec.get("kind") == "random_init"]
+
+
+def pretrained_methods(methods: Mapping[str, Mapping]) -> list[str]:
+    """The config's frozen off-the-shelf models (kind pretrained): reference lines of their own."""
+    return [name for name, spec in methods.items() if spec.get("kind") == "pretrained"]
 
 
 def comparison_settings(config: Mapping) -> dict:

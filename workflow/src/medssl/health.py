@@ -9,6 +9,12 @@ classifier did not beat random_init + the same classifier by more than ``evaluat
 for one of the compared classifiers; the reason names them), ``learned`` (beats it at every compared
 budget with every compared classifier); ``untrained reference`` for random_init itself and
 ``not compared`` when the config has no random_init method.
+
+Each method is also compared with the reference its own training started from (``start``): random_init,
+or, for an SSL method whose backbone is ``pretrained: true``, the frozen-pretrained arm of that backbone
+(a method of kind ``pretrained`` whose model is ``backbone.name``) when the config has one. The verdict
+is then on the gap to that start (``<clf>_start_*`` columns; ``no better than its pretrained start``);
+the gap to random_init stays in its own columns. The frozen arm itself is the ``pretrained reference``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ LEARNED = "learned"
 NO_BETTER = "no better than untrained"
 COLLAPSED = "collapsed"
 REFERENCE = "untrained reference"
+PRETRAINED_REFERENCE = "pretrained reference"
+NO_BETTER_THAN_START = "no better than its pretrained start"
 NOT_COMPARED = "not compared"
 # The signals of health.json copied into the table (absent ones stay empty).
 SIGNALS = ("embedding_std_ratio", "effective_rank", "teacher_entropy_ratio", "sinkhorn_teacher_entropy_ratio",
@@ -77,14 +85,40 @@ def _means(summary: pd.DataFrame, dataset: str, method: str, classifier: str, va
     return dict(zip(rows["budget"].astype(str), rows["balanced_accuracy_mean"].astype(float)))
 
 
+def start_reference(methods: Mapping[str, Mapping], backbone: Mapping | None) -> str | None:
+    """The frozen-pretrained arm that the SSL methods start from: with ``backbone.pretrained`` true,
+    the first method of kind ``pretrained`` whose model (default ``backbone.name``) is that backbone."""
+    if not backbone or not backbone.get("pretrained"):
+        return None
+    return next((name for name, m in methods.items() if m["kind"] == "pretrained"
+                 and (m.get("model") or backbone["name"]) == backbone["name"] and not m.get("weights")), None)
+
+
+def _gap_columns(row: dict, summary: pd.DataFrame, dataset: str, method: str, reference: str | None,
+                 classifiers: Sequence[str], budgets: Sequence[str], variant: str, prefix: str) -> dict:
+    """``row[<clf>_<prefix>worst_gap / worst_budget / gap_<b>]``; returns the gaps per classifier."""
+    gaps: dict[str, dict[str, float]] = {}
+    for clf in classifiers:
+        ours = _means(summary, dataset, method, clf, variant)
+        ref = _means(summary, dataset, reference, clf, variant) if reference else {}
+        gaps[clf] = {b: ours.get(b, math.nan) - ref.get(b, math.nan) for b in budgets}
+        worst = min(budgets, key=lambda b: -math.inf if math.isnan(gaps[clf][b]) else gaps[clf][b])
+        row[f"{clf}_{prefix}worst_gap"], row[f"{clf}_{prefix}worst_budget"] = gaps[clf][worst], worst
+        row.update({f"{clf}_{prefix}gap_{b}": gaps[clf][b] for b in budgets})
+    return gaps
+
+
 def health_table(summary: pd.DataFrame, methods: Mapping[str, Mapping], health: Mapping[tuple[str, str], dict | None],
-                 cfg: Mapping, variant: str = "classes_all") -> pd.DataFrame:
+                 cfg: Mapping, variant: str = "classes_all", backbone: Mapping | None = None) -> pd.DataFrame:
     """One row per dataset x method of ``summary`` (methods in config order; the DL baseline is not
-    an SSL method and is left out). ``health`` maps (dataset, method) to its health.json (or None).
+    an SSL method and is left out). ``health`` maps (dataset, method) to its health.json (or None);
+    ``backbone`` is the config's (its ``pretrained`` decides each SSL method's start, see the module).
 
     Per classifier: the worst gap to random_init over the compared budgets and where it was
-    (``<clf>_worst_gap``, ``<clf>_worst_budget``), then the gap at each budget (``<clf>_gap_<budget>``)."""
+    (``<clf>_worst_gap``, ``<clf>_worst_budget``), then the gap at each budget (``<clf>_gap_<budget>``);
+    the same to the method's ``start`` (``<clf>_start_worst_gap``, ..., ``<clf>_start_gap_<budget>``)."""
     reference = next((name for name, m in methods.items() if m["kind"] == "random_init"), None)
+    pretrained_start = start_reference(methods, backbone)
     budgets, classifiers, margin = list(cfg["budgets"]), list(cfg["classifiers"]), float(cfg["margin"])
     rows = []
     for dataset in dict.fromkeys(summary["dataset"]):
@@ -94,30 +128,32 @@ def health_table(summary: pd.DataFrame, methods: Mapping[str, Mapping], health: 
                 continue
             h = health.get((dataset, method)) or {}
             signals = h.get("signals") or {}
-            row = {"dataset": dataset, "method": method, "kind": spec["kind"], "budgets": " ".join(budgets),
-                   "pretraining_check": h.get("verdict", ""), "warned": bool(h.get("warned", False)),
-                   **{s: signals.get(s, math.nan) for s in SIGNALS}}
-            gaps: dict[str, dict[str, float]] = {}
-            for clf in classifiers:
-                ours = _means(summary, dataset, method, clf, variant)
-                ref = _means(summary, dataset, reference, clf, variant) if reference else {}
-                gaps[clf] = {b: ours.get(b, math.nan) - ref.get(b, math.nan) for b in budgets}
-                worst = min(budgets, key=lambda b: -math.inf if math.isnan(gaps[clf][b]) else gaps[clf][b])
-                row[f"{clf}_worst_gap"], row[f"{clf}_worst_budget"] = gaps[clf][worst], worst
-                row.update({f"{clf}_gap_{b}": gaps[clf][b] for b in budgets})
-            row["verdict"], row["reason"], row["failed_budgets"] = _verdict(spec["kind"], h, gaps, margin, reference)
+            start = pretrained_start if pretrained_start and spec["kind"] not in (
+                "random_init", "pretrained", "published") else reference
+            row = {"dataset": dataset, "method": method, "kind": spec["kind"], "start": start or "",
+                   "budgets": " ".join(budgets), "pretraining_check": h.get("verdict", ""),
+                   "warned": bool(h.get("warned", False)), **{s: signals.get(s, math.nan) for s in SIGNALS}}
+            gaps = _gap_columns(row, summary, dataset, method, reference, classifiers, budgets, variant, "")
+            start_gaps = _gap_columns(row, summary, dataset, method, start, classifiers, budgets, variant, "start_")
+            row["verdict"], row["reason"], row["failed_budgets"] = _verdict(
+                spec["kind"], h, gaps if start == reference else start_gaps, margin, start,
+                pretrained=start is not None and start == pretrained_start)
             rows.append(row)
-    columns = ["dataset", "method", "kind", "verdict", "reason", "failed_budgets", "budgets",
+    columns = ["dataset", "method", "kind", "start", "verdict", "reason", "failed_budgets", "budgets",
                *[f"{c}_worst_{k}" for c in classifiers for k in ("gap", "budget")],
                *[f"{c}_gap_{b}" for c in classifiers for b in budgets],
+               *[f"{c}_start_worst_{k}" for c in classifiers for k in ("gap", "budget")],
+               *[f"{c}_start_gap_{b}" for c in classifiers for b in budgets],
                "pretraining_check", "warned", *SIGNALS]
     return pd.DataFrame(rows, columns=columns)
 
 
 def _verdict(kind: str, h: dict, gaps: Mapping[str, Mapping[str, float]], margin: float,
-             reference: str | None) -> tuple[str, str, str]:
+             reference: str | None, pretrained: bool = False) -> tuple[str, str, str]:
     if kind == "random_init":
         return REFERENCE, "the backbone every SSL method has to beat", ""
+    if kind == "pretrained":
+        return PRETRAINED_REFERENCE, "a frozen off-the-shelf pretrained model: the features SSL has to beat", ""
     if h.get("verdict") == "collapsed":
         failed = ", ".join(f"{f['signal']}={f['value']:.3g}" for f in h.get("failed", []))
         return COLLAPSED, f"pretraining ended collapsed ({failed})", ""
@@ -129,16 +165,17 @@ def _verdict(kind: str, h: dict, gaps: Mapping[str, Mapping[str, float]], margin
         detail = "; ".join(f"{clf} " + ", ".join(f"{b} ({'no result' if math.isnan(g) else f'{g:+.3f}'})"
                                                  for b, g in per.items())
                            for clf, per in worse.items() if per)
-        return NO_BETTER, f"gap to random_init <= {margin:g} at: {detail}", " ".join(failed)
+        return (NO_BETTER_THAN_START if pretrained else NO_BETTER,
+                f"gap to {reference} <= {margin:g} at: {detail}", " ".join(failed))
     worst = ", ".join(f"{clf} {min(per.values()):+.3f} at {min(per, key=per.get)}" for clf, per in gaps.items())
-    return LEARNED, f"beats random_init at every budget ({' '.join(next(iter(gaps.values())))}); worst: {worst}", ""
+    return LEARNED, f"beats {reference} at every budget ({' '.join(next(iter(gaps.values())))}); worst: {worst}", ""
 
 
 def did_not_learn(table: pd.DataFrame, dataset: str, method: str) -> str | None:
     """The verdict of a method that did not learn on a dataset, with the budgets where it did not
     (for the figures), else None."""
     rows = table[(table["dataset"] == dataset) & (table["method"] == method)]
-    if not len(rows) or rows["verdict"].iloc[0] in (LEARNED, REFERENCE, NOT_COMPARED):
+    if not len(rows) or rows["verdict"].iloc[0] in (LEARNED, REFERENCE, PRETRAINED_REFERENCE, NOT_COMPARED):
         return None
     failed = rows["failed_budgets"].iloc[0] if "failed_budgets" in rows else ""
     failed = "" if pd.isna(failed) else str(failed)
