@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from medssl.classify import (ClassScaledKNN, CosineKNN, Embeddings, build_classifier, build_preprocessor,
-                             run_budget, sample_budget, score)
+from medssl.classify import (ClassScaledKNN, CosineKNN, Embeddings, budget_subset, build_classifier,
+                             build_preprocessor, run_budget, sample_budget, score)
 
 CLASSIFIERS = {
     "svm": {"estimator": "sklearn.svm.SVC", "params": {"C": 1.0, "class_weight": "balanced", "probability": True},
@@ -191,3 +191,31 @@ def balanced_accuracy(y, p):
     from sklearn.metrics import balanced_accuracy_score
 
     return balanced_accuracy_score(y, p)
+
+
+NEAREST_CENTROID = {"estimator": "sklearn.neighbors.NearestCentroid", "preprocess": ["center", "l2_normalize"]}
+
+
+def test_nearest_centroid_on_centred_l2_normalised_embeddings_with_its_own_preprocessing():
+    train, test = embeddings(seed=5, n_test=80)
+    train = Embeddings(train.features + 10.0, train.images, train.labels, train.classes)  # off-centre
+    test = Embeddings(test.features + 10.0, test.images, test.labels, test.classes)
+    classifiers = {"nearest_centroid": NEAREST_CENTROID, "logreg": CLASSIFIERS["logreg"]}
+    records = {name: (r, pred) for name, _, r, pred in run_budget(train, test, 5, [3], classifiers,
+                                                                  ["power_transform", "pca"])}
+    record, pred = records["nearest_centroid"]
+    subset = train.subset(budget_subset(train.labels, train.classes, 5, 3))
+    assert record["train_images"] == subset.images.tolist() == records["logreg"][0]["train_images"]
+    # by hand: centre on the labeled subset's mean, L2-normalise, nearest class mean (Euclidean)
+    mean = subset.features.mean(axis=0)
+    unit = lambda x: (x - mean) / np.linalg.norm(x - mean, axis=1, keepdims=True)  # noqa: E731
+    centroids = np.stack([unit(subset.features)[subset.labels == k].mean(axis=0) for k in range(4)])
+    expected = np.argmin(((unit(test.features)[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(pred, expected)
+    assert record["balanced_accuracy"] > 0.5  # 4 classes: chance 0.25
+    # without the centring the off-centre embeddings all point the same way: a different classifier
+    raw = {"nc": {**NEAREST_CENTROID, "preprocess": ["l2_normalize"]}}
+    _, _, _, raw_pred = next(run_budget(train, test, 5, [3], raw, []))
+    assert not np.array_equal(raw_pred, expected)
+    with pytest.raises(ValueError, match="whiten"):
+        next(run_budget(train, test, 5, [3], {"nc": {**NEAREST_CENTROID, "preprocess": ["whiten"]}}, []))

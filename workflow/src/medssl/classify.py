@@ -17,14 +17,12 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.decomposition import PCA
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              recall_score)
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import Normalizer, PowerTransformer, StandardScaler
 
 from medssl.checks import resolve_estimator
+from medssl.preprocessing import build_preprocessor, classifier_steps, preprocessed  # noqa: F401 (build_preprocessor: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -325,20 +323,6 @@ def build_classifier(spec: Mapping[str, Any], random_state: int, packages: Seque
         raise ValueError(f"classifier {spec['estimator']}: bad params {params}: {err}") from err
 
 
-def build_preprocessor(steps: Sequence[str], random_state: int):
-    """The paper's front end is PowerTransformer (Yeo-Johnson, standardised) -> PCA (all components)."""
-    make = {
-        "power_transform": lambda: PowerTransformer(),
-        "standardize": lambda: StandardScaler(),
-        "pca": lambda: PCA(random_state=random_state),
-        "l2_normalize": lambda: Normalizer(),
-    }
-    unknown = [s for s in steps if s not in make]
-    if unknown:
-        raise ValueError(f"evaluation.preprocessing: unknown step(s) {unknown}; choose from {sorted(make)}")
-    return make_pipeline(*(make[s]() for s in steps)) if steps else None
-
-
 def predict(estimator: BaseEstimator, X: np.ndarray, mode: str) -> np.ndarray:
     if mode == "proba_argmax":  # the paper: argmax of predict_proba (Platt-scaled for SVC)
         return estimator.classes_[np.argmax(estimator.predict_proba(X), axis=1)]
@@ -443,21 +427,15 @@ def run_budget(train: Embeddings, test: Embeddings, budget: int | str, seeds: Se
     for seed in seeds:
         index = budget_subset(train.labels, train.classes, budget, seed, all_classes)
         subset = train.subset(index)
-        t0 = time.perf_counter()
-        pre = build_preprocessor(preprocessing, random_state=seed)
-        if pre is not None:
-            X_pre = pre.fit_transform(subset.features)
-            X_test_pre = pre.transform(test.features)
-        pre_seconds = time.perf_counter() - t0
+        fronts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         for name, spec in classifiers.items():
-            use_pre = pre is not None and spec.get("preprocess", True)
-            X, X_test = (X_pre, X_test_pre) if use_pre else (subset.features, test.features)
+            X, X_test, pre_seconds = preprocessed(classifier_steps(spec, preprocessing), subset, test, seed, fronts)
             t0 = time.perf_counter()
             estimator = build_classifier(spec, seed, estimator_packages,
                                          f"evaluation.classifiers.{name}.estimator").fit(X, subset.labels)
             y_pred = predict(estimator, X_test, spec.get("predict", "predict"))
             y_score, score_source = class_scores(estimator, X_test, n_classes)
-            seconds = time.perf_counter() - t0 + (pre_seconds if use_pre else 0.0)
+            seconds = time.perf_counter() - t0 + pre_seconds
             record = {
                 "classifier": name,
                 "budget": str(budget),
