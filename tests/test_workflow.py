@@ -228,6 +228,10 @@ def _bad_config(tmp_path, mutate):
     (lambda c: c["figures"]["confusion"].update(classifier="forest"), "figures.confusion.classifier"),
     (lambda c: c["baselines"]["linear_layer"].update(methods=["byol"]), "baselines.linear_layer.methods"),
     (lambda c: c["methods"]["random_init"].update(pretrain_seeds=[0, 0]), "pretrain_seeds"),
+    (lambda c: (c["methods"].update(frozen={"kind": "pretrained", "model": "resnet18.a1_in1k"}),
+                c["baselines"]["linear_layer"].update(methods=["dino", "frozen"])), "of kind pretrained"),
+    (lambda c: c["methods"].update(frozen={"kind": "pretrained", "model": "resnet_nine"}), "methods.frozen.model"),
+    (lambda c: c["methods"].update(frozen={"kind": "pretrained", "weights": "w.ckpt"}), "weights"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)
