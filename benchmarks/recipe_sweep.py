@@ -29,6 +29,7 @@ import torch
 import yaml
 from snakemake.utils import update_config  # how --configfile overlays merge
 
+from medssl.checks import with_dataset_params
 from medssl.classify import run_budget
 from medssl.data import index_folder, make_splits, read_split, write_split
 from medssl.embed import embed_split
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     for f in args.configfile:
         update_config(cfg, yaml.safe_load(f.read_text()))
     ds = cfg["datasets"][args.dataset]
-    method = apply_sets(cfg["methods"][args.method], args.sets)
+    method = apply_sets(with_dataset_params(cfg["methods"][args.method], ds, args.method), args.sets)
     tag = args.tag or args.method
     budgets = [b if b == "all" else int(b) for b in args.budgets]
     paths = splits_for(args.dataset, ds, args.out)

@@ -445,3 +445,15 @@ def test_small_dataset_auto_device_bf16(tmp_path, caplog):
     if not torch.cuda.is_available():
         assert "CUDA not available: training on CPU" in caplog.text
     assert len(read_log(tmp_path / "train_log.csv")) == 1
+
+
+def test_a_datasets_method_params_override_the_methods_own_and_keep_an_instances_seed():
+    from medssl.checks import with_dataset_params
+
+    dino = {"kind": "dino", "params": {"epochs": 20, "min_steps": 1280, "seed": 0}}
+    demo = {"method_params": {"dino": {"min_steps": 0}}}
+    assert with_dataset_params(dino, demo, "dino")["params"] == {"epochs": 20, "min_steps": 0, "seed": 0}
+    assert with_dataset_params(dino, {"image_size": 32}, "dino") == dino
+    # a pretrain_seeds instance (dino_seed1 of family dino) takes its family's override and keeps its seed
+    instance = {**dino, "params": {**dino["params"], "seed": 1}, "family": "dino", "pretrain_seed": 1}
+    assert with_dataset_params(instance, demo, "dino_seed1")["params"] == {"epochs": 20, "min_steps": 0, "seed": 1}

@@ -37,6 +37,8 @@ def workdir(tmp_path_factory):
     torch.save(state, wd / "released.pt")
     config["methods"]["pub"] = {"kind": "published", "urls": {"tiny": (wd / "released.pt").as_uri()},
                                 "augmentation": {"normalize": "minus_one_one"}}
+    # this dataset's DINO pretraining takes a floor on the steps that the method entry does not have
+    config["datasets"]["tiny"]["method_params"] = {"dino": {"min_steps": 8}}
     (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return wd
 
@@ -47,6 +49,8 @@ def test_cpu_fallback_is_logged_and_published_weights_feed_the_embedding(workdir
     if not torch.cuda.is_available():
         assert "CUDA not available: training on CPU" in log
     assert "1 process(es)" in log
+    # datasets.tiny.method_params.dino: the floor raises the 1 epoch of methods.dino.params (dino_cpu keeps it)
+    assert "epochs raised from 1 to reach min_steps 8" in log
     pub_log = (workdir / "results/logs/fetch_published_weights/tiny/pub.log").read_text()
     assert "no checksum configured" in pub_log and "strictly" in pub_log
     assert (workdir / "results/benchmarks/fetch_published_weights/tiny/pub.tsv").exists()

@@ -232,6 +232,10 @@ def _bad_config(tmp_path, mutate):
                 c["baselines"]["linear_layer"].update(methods=["dino", "frozen"])), "of kind pretrained"),
     (lambda c: c["methods"].update(frozen={"kind": "pretrained", "model": "resnet_nine"}), "methods.frozen.model"),
     (lambda c: c["methods"].update(frozen={"kind": "pretrained", "weights": "w.ckpt"}), "weights"),
+    (lambda c: c["datasets"]["tiny"].update(method_params={"dino": {"min_stepz": 10}}),
+     "datasets.tiny.method_params.dino"),
+    (lambda c: c["datasets"]["tiny"].update(method_params={"random_init": {"min_steps": 10}}),
+     "datasets.tiny.method_params.random_init: 'random_init' is not a trained method"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)

@@ -232,6 +232,11 @@ def method_cfg(wildcards):
     return config["methods"][wildcards.method]
 
 
+def pretrain_method_cfg(wildcards):
+    """The method entry with the dataset's `method_params` for it (the demo sizes its own DINO run)."""
+    return medssl_checks.with_dataset_params(METHODS[wildcards.method], dataset_cfg(wildcards), wildcards.method)
+
+
 def pretrained_spec(wildcards):
     """The timm model of a method of kind `pretrained` (medssl.pretrained.model_spec)."""
     from medssl.pretrained import model_spec  # imports torch only when a model is built

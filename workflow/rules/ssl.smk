@@ -21,7 +21,7 @@ rule pretrain_ssl:
         method=_alternation(_trainable(METHODS)),
     params:
         dataset=dataset_cfg,
-        method=method_cfg,
+        method=pretrain_method_cfg,
         backbone=config["backbone"],
         image_root=lambda wc: image_root(wc.dataset),
         work_dir=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}",

@@ -273,6 +273,39 @@ def method_errors(name: str, method: Mapping, image_size: int | None = None) -> 
     return []
 
 
+def with_dataset_params(method: Mapping, dataset: Mapping, name: str) -> dict:
+    """The method entry ``name`` as ``dataset`` pretrains it: its ``params`` updated with the dataset's
+    ``method_params.<name>`` (or those of its ``family``, the entry its pretrain_seeds came from); an
+    instance's pretraining seed stays its own."""
+    override = (dataset.get("method_params") or {}).get(method.get("family", name))
+    if not override:
+        return dict(method)
+    params = {**(method.get("params") or {}), **override}
+    if "pretrain_seed" in method:
+        params["seed"] = method["pretrain_seed"]
+    return {**method, "params": params}
+
+
+def dataset_params_errors(config: Mapping) -> list[str]:
+    """``datasets.<d>.method_params``: each key a trained method of ``methods`` (or a family of them);
+    the merged params are checked by :func:`method_errors` under that key."""
+    import medssl.ssl.methods  # noqa: F401  (registers every trainable kind)
+    from medssl.ssl import METHODS
+
+    families = {m.get("family", n): m for n, m in config["methods"].items()}
+    errors = []
+    for ds_name, ds in config["datasets"].items():
+        for name in ds.get("method_params") or {}:
+            key = f"datasets.{ds_name}.method_params.{name}"
+            if name not in families or families[name]["kind"] not in METHODS:
+                errors.append(f"{key}: {name!r} is not a trained method of methods "
+                              f"({sorted(n for n, m in families.items() if m['kind'] in METHODS)})")
+                continue
+            merged = with_dataset_params(families[name], ds, name)
+            errors += [e.replace(f"methods.{name}", key) for e in method_errors(name, merged, ds.get("image_size"))]
+    return errors
+
+
 def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]:
     """Every config error found by importing what the config names (the schema checks the rest).
 
@@ -282,7 +315,8 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
     import json
 
     checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"],
-               "methods": config["methods"], "estimator_packages": config["evaluation"].get("estimator_packages", [])}
+               "methods": config["methods"], "estimator_packages": config["evaluation"].get("estimator_packages", []),
+               "method_params": {d: ds.get("method_params") for d, ds in config["datasets"].items()}}
     versions = {}
     for package in ("scikit-learn", "timm", "medssl"):
         try:
@@ -301,6 +335,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
         errors += method_errors(name, method, max(sizes) if sizes else None)
         if method["kind"] == "pretrained" and method.get("model"):
             errors += timm_model_errors(f"methods.{name}.model", method["model"])
+    errors += dataset_params_errors(config)
     if cache is not None and not errors:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a") as fh:
