@@ -7,12 +7,13 @@ with the trained and with the ``random_init`` backbone (cached per dataset and b
 configured classifiers at each budget and seed (``medssl.classify.run_budget``). Prints one line per
 classifier x budget (SSL, random_init, gap) and writes ``<out>/<dataset>/<tag>/result.json``.
 
-    python benchmarks/recipe_sweep.py --configfile config/config.yaml benchmarks/robustness.yaml \\
-        --dataset digits --method dino --set params.epochs=30 augmentation.n_local=0 --tag dino_e30
+    python benchmarks/recipe_sweep.py --configfile config/config.yaml benchmarks/real_data.yaml \\
+        --dataset derma --method dino --set params.min_steps=1280 --tag dino_ms1280
 
 ``--set`` takes dotted keys under ``methods.<method>`` (values parsed as YAML). Run from the repository
-root: `benchmarks/robustness.yaml`'s datasets are the folders `benchmarks/real_datasets.py` writes to
-``benchmarks/out/data``.
+root: `benchmarks/real_data.yaml`'s datasets (one README-style ``kind: folder`` entry each) are the folders
+`benchmarks/real_datasets.py` writes to ``benchmarks/out/data``; `benchmarks/robustness_table.py` tabulates
+the runs.
 """
 
 from __future__ import annotations
