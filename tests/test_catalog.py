@@ -1,5 +1,5 @@
 """The Snakemake workflow catalog's conventions: the catalog file, a .test/ config (run by
-tests/test_workflow.py), and the rule graph in the README kept current."""
+tests/test_workflow.py), and the rule graph in docs/development.md kept current."""
 import re
 import subprocess
 import sys
@@ -25,11 +25,11 @@ def test_test_config_is_valid():
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 
 
-def test_readme_rule_graph_is_current():
+def test_rule_graph_is_current():
     svg = (REPO / "workflow" / "report" / "rulegraph.svg").read_text()
-    assert "workflow/report/rulegraph.svg" in (REPO / "README.md").read_text()
+    assert "workflow/report/rulegraph.svg" in (REPO / "docs" / "development.md").read_text()
     dot = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", "--workflow-profile", "none"], cwd=REPO,
                          capture_output=True, text=True, timeout=300, check=True).stdout
     rules = set(re.findall(r'label = "(\w+)"', dot))
     drawn = set(re.findall(r">(\w+)</text>", svg))
-    assert rules and rules == drawn, f"regenerate the README's rule graph: {sorted(rules ^ drawn)}"
+    assert rules and rules == drawn, f"regenerate the rule graph of docs/development.md: {sorted(rules ^ drawn)}"
