@@ -128,7 +128,7 @@ def reference_step(student, teacher, loss_fn, optimizer, images, lr, wd, temp, m
 
 
 def reference_augment(setup):
-    """DataAugmentationDINO (REFERENCE.md 2.6) at the benchmark's sizes: PIL in, tensors out."""
+    """DataAugmentationDINO (docs/papers.md#dino-views) at the benchmark's sizes: PIL in, tensors out."""
     import random
 
     from PIL import ImageFilter, ImageOps

@@ -1,5 +1,5 @@
 """SmallDataSSL's linear evaluation on stored embeddings: medssl.probes.MLPProbe against a plain loop of
-the paper's `linear.py` epoch (REFERENCE 3.6) on the same features, threads and settings.
+the paper's `linear.py` epoch (docs/papers.md#smalldatassl-evaluation) on the same features, threads and settings.
 
 Data: pneumonia-sized synthetic ResNet-50 embeddings (4,708 training x 2,048, 2 classes 1:3, Gaussian
 clusters; 624 test). Both fit the MLP head (2048 -> 512 -> BN -> LeakyReLU -> 2) with Adam lr 1.0, batch 64,

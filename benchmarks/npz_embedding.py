@@ -1,5 +1,5 @@
 """Embedding throughput through the npz source (MedMNIST format): decode from the arrays, resize,
-normalise, frozen backbone forward. Feeds the MedMNIST time estimate in the README.
+normalise, frozen backbone forward. Feeds the MedMNIST time estimate (docs/performance.md#medmnist-how-long-it-takes).
 
     python benchmarks/npz_embedding.py --config config/medmnist.yaml --images 4096 --threads 2
 """

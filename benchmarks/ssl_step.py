@@ -9,8 +9,9 @@ Each (method, variant) runs in its own process (so the peak memory is its own), 
   ours       medssl.augment.MultiCropAugment (batched, on the device) + medssl.ssl.training_step
              (the method's registered loss, clipping, hooks; one forward call per step);
   reference  SmallDataSSL's ``util.train_SSL`` written plainly: per-image torchvision views
-             (REFERENCE.md 3.3), z1 = model(x1), z2 = model(x2), the loss as ``lossfuns.py`` computes
-             it (REFERENCE 3.2), zero_grad / backward / SGD step. For dino: dino_step.py's reference.
+             (docs/papers.md#smalldatassl-data-and-views), z1 = model(x1), z2 = model(x2), the loss as
+             ``lossfuns.py`` computes it (docs/papers.md#smalldatassl-losses), zero_grad / backward / SGD
+             step. For dino: dino_step.py's reference.
 Reported: the best of --repeat timed steps (after --warmup), images/s of the step alone and with the
 augmentation, and the peak memory (CPU: peak RSS; CUDA: torch.cuda.max_memory_allocated).
 """

@@ -19,7 +19,7 @@ Per view, in this fixed order (the order of the DINO / sparsam ``Compose``):
      then drawn in the transformed image, the flips act on the resized crop. The zero-filled
      share of a view is what the crop happens to catch of the transformed image's empty corners
      (white image, paper settings: about 7 % of a local and 16-24 % of a global view).
-   * ``"crop_first"`` (this package before the fix): crop, then flips, rotation and perspective
+   * ``"crop_first"``: crop, then flips, rotation and perspective
      inside the resized crop, zero filled there; every rotated view loses its corners (about
      28 % of a local and 29-37 % of a global view in the same measurement).
 

@@ -83,7 +83,7 @@ def sample_budget(labels: np.ndarray, budget: int | str | None, seed: int) -> np
 
 def restrict_classes(train: "Embeddings", test: "Embeddings", min_class_size: int | None,
                      ) -> tuple["Embeddings", "Embeddings"]:
-    """The "250+" variant (REFERENCE 1.8): keep the classes with at least `min_class_size` images in
+    """The "250+" variant (docs/papers.md#the-250-variant): keep the classes with at least `min_class_size` images in
     the labeled pool (>= as the original code; the paper text says "more than"), and drop every other
     class from the labeled pool and the test set. The SSL pool is not touched (it is unlabeled).
 
@@ -212,7 +212,7 @@ class LinearProbe(SoftmaxHead, ClassifierMixin, BaseEstimator):
 
     Used with `preprocess: false` on the frozen embeddings of a method, this equals a frozen
     backbone + linear head trained without augmentation (the original trained the final LayerNorm
-    too, on a fresh ImageNet backbone instead of the SSL weights -- REFERENCE 5, bug 11).
+    too, on a fresh ImageNet backbone instead of the SSL weights -- docs/differences.md#sparsam-code).
     Class-weighted cross-entropy, AdamW, mini-batches; early stopping on a stratified held-out
     `val_fraction` of the training set (`holdout_split`), keeping the best epoch's weights
     (highest validation balanced accuracy, ties to the lower validation loss). Without a

@@ -1,11 +1,11 @@
 """The paper's "SSL + LL" arm: a linear classifier trained on images through the frozen SSL backbone.
 
-As sparsam's `--trainings_mode linear` (REFERENCE 1.10): of the whole network only the parameters
+As sparsam's `--trainings_mode linear` (docs/papers.md#linear-layer-arm): of the whole network only the parameters
 whose dotted name has a component ``head`` or ``norm`` train -- a new linear head and the backbone's
 final LayerNorm -- with the DL baseline's loop (`medssl.supervised.train_model`: AdamW lr 1e-4,
 wd 0.05, class-weighted cross-entropy on the DINO multi-crop views with labels repeated per view,
 early stopping on 30 % of the budget). Unlike the original, whose backbone was a fresh ImageNet
-model (REFERENCE 5), the backbone carries the SSL method's weights, and it runs in eval mode (a
+model (docs/differences.md#sparsam-code), the backbone carries the SSL method's weights, and it runs in eval mode (a
 frozen backbone keeps its BatchNorm statistics; the original's train mode updated them).
 
 The fast alternative on stored embeddings is the classifier `medssl.classify.LinearProbe`.

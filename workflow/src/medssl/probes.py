@@ -1,6 +1,6 @@
 """Trained heads on frozen embeddings: the "linear evaluation" of Chattopadhyay et al. (SmallDataSSL).
 
-SmallDataSSL's `linear.py` (REFERENCE 3.6) trains, on a frozen ResNet-50, an MLP head
+SmallDataSSL's `linear.py` (docs/papers.md#smalldatassl-evaluation) trains, on a frozen ResNet-50, an MLP head
 Linear(2048, 512) -> BatchNorm1d -> LeakyReLU -> Linear(512, classes) with unweighted cross-entropy,
 Adam at lr 1.0, batch 64, 200 epochs, StepLR(25, 0.5) stepped only after epoch 25, non-augmented
 images, each epoch starting from the best-so-far weights, the best chosen on a 10 % validation split

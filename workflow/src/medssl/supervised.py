@@ -6,11 +6,11 @@ which is the embeddings' order), a stratified 70/30 part of it is held out for e
 (`holdout_split`; budgets of 1-2 per class have no validation part and train a fixed number of
 epochs), and the configured timm architecture is trained end to end with class-weighted
 cross-entropy and AdamW. The weights of the best validation epoch are returned (the original
-returned an untrained copy, REFERENCE 5 bug 12). The result record and the predictions CSV have the
+returned an untrained copy, docs/differences.md#sparsam-code). The result record and the predictions CSV have the
 format of `fit_classifiers`, so aggregation treats the baseline as one more arm
 (method "supervised", classifier "finetune").
 
-The paper's optimisation (REFERENCE 1.9) is config keys: AdamW lr 1e-4, wd 0.05, batch 256, fp16
+The paper's optimisation (docs/papers.md#dl-baseline) is config keys: AdamW lr 1e-4, wd 0.05, batch 256, fp16
 autocast + GradScaler (`precision`), timm's PlateauLRScheduler stepped every iteration on the mean
 training loss of the last epoch's worth of iterations (`warmup_iterations` 250 from lr 0,
 `lr_plateau`), timm's adaptive gradient clipping 0.16 (`clip_mode`, `clip_value`), and the DINO

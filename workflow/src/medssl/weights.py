@@ -1,7 +1,7 @@
 """Published DINO checkpoints as backbone weights (method kind ``published``).
 
 Nielsen et al. released one DINO teacher per dataset (Zenodo record 10391339, three 192.9 MB files;
-REFERENCE.md 1.14). Each file is the flat state dict of sparsam's ``MultiCropModelWrapper``:
+docs/papers.md#released-weights). Each file is the flat state dict of sparsam's ``MultiCropModelWrapper``:
 ``backbone.*`` (the timm XCiT-S/8 with ``num_classes=0``) and ``projection_head.*`` (the DINO head).
 Their own loading code keeps the ``backbone.`` keys, strips the prefix and loads them strictly into
 the timm model; :func:`fetch_published_weights` does the same and saves the result like a

@@ -20,7 +20,7 @@ OPERATIONAL_KEYS = frozenset({"num_workers", "device", "compile", "checkpoint_ev
 
 @dataclass
 class TrainConfig:
-    """The trainer's keys; defaults are the reference DINO ones (REFERENCE 2.7)."""
+    """The trainer's keys; defaults are the reference DINO ones (docs/papers.md#dino-defaults)."""
 
     epochs: int = 100
     # Floor on the optimiser steps: on a pool too small for `epochs` to reach it, the epochs are raised
@@ -114,8 +114,8 @@ class TrainConfig:
 
 @dataclass
 class SmallDataConfig(TrainConfig):
-    """SmallDataSSL's optimisation (REFERENCE 3.4): SGD lr 1e-2, no momentum, no weight decay,
-    batch 64, 250 epochs, a constant lr, no clipping."""
+    """SmallDataSSL's optimisation (docs/papers.md#smalldatassl-optimisation): SGD lr 1e-2, no momentum,
+    no weight decay, batch 64, 250 epochs, a constant lr, no clipping."""
 
     epochs: int = 250
     optimizer: str = "sgd"
@@ -134,8 +134,9 @@ def config_hash(*parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-# SmallDataSSL's two views (REFERENCE 3.3) as medssl.augment.MultiCropConfig keys: RandomResizedCrop to the
-# dataset's image_size (the paper resizes every image to 224 and crops 224 px views; the launcher fills it in),
+# SmallDataSSL's two views (docs/papers.md#smalldatassl-data-and-views) as medssl.augment.MultiCropConfig
+# keys: RandomResizedCrop to the dataset's image_size (the paper resizes every image to 224 and crops 224 px
+# views; the launcher fills it in),
 # horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.2, 0.1) always applied, grayscale 0.2, Gaussian blur
 # (kernel 23, sigma 0.1-2) with p 0.5 and solarisation with p 0.1 on both views, ImageNet normalisation.
 # The crop scale is (0.08, 1.0), the intended one; the paper's code has (0.08, 0.1), which

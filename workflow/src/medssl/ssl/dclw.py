@@ -1,5 +1,6 @@
 """Weighted decoupled contrastive learning (DCLW, Yeh et al. 2022) as SmallDataSSL's code: τ = 0.1,
-σ = 0.5, the SimCLR projector, weights not detached, z1 as the only anchor (REFERENCE 3.2, 3.7).
+σ = 0.5, the SimCLR projector, weights not detached, z1 as the only anchor
+(docs/papers.md#smalldatassl-losses).
 ``symmetric: true`` is the DCL authors' trainer: l(z1, z2) + l(z2, z1)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DINO self-distillation (Caron et al. 2021), as used by sparsam (Nielsen et al. 2023).
 
-Deliberate differences from sparsam (see REFERENCE.md section 5); each is the intended method:
+Deliberate differences from sparsam (docs/differences.md#sparsam-code); each is the intended method:
   * the teacher starts as an exact copy of the student, projection head included;
   * the teacher momentum rises from ``momentum_teacher`` towards ``momentum_teacher_end`` (1.0);
   * all schedules apply from the very first step (the lr warm-up starts at 0 at step 0);
@@ -36,7 +36,7 @@ TEACHER_BACKBONE = "teacher_backbone.pt"
 
 @dataclass
 class DinoConfig(TrainConfig):
-    """Every DINO hyperparameter; defaults are the reference DINO ones (REFERENCE 2.7)."""
+    """Every DINO hyperparameter; defaults are the reference DINO ones (docs/papers.md#dino-defaults)."""
 
     drop_path_rate: float = 0.1  # student only; the teacher is built with 0
     momentum_teacher: float = 0.996
@@ -79,7 +79,8 @@ class DinoConfig(TrainConfig):
 
 
 class DINOHead(nn.Module):
-    """MLP → bottleneck → L2-normalise → weight-normed prototypes (REFERENCE 2.2, no BN option)."""
+    """MLP → bottleneck → L2-normalise → weight-normed prototypes, without the BN option
+    (docs/papers.md#dino-head-and-multi-crop-wrapper)."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
                  n_layers: int = 3, norm_last_layer: bool = True):
@@ -132,7 +133,7 @@ def build_student_teacher(cfg: DinoConfig, backbone_spec: dict) -> tuple[MultiCr
 
 
 class DINOLoss(nn.Module):
-    """Cross-entropy between the centred, sharpened teacher and the student (REFERENCE 2.1).
+    """Cross-entropy between the centred, sharpened teacher and the student (docs/papers.md#dino-loss).
 
     The teacher temperature is passed per call (schedules live in the training loop).
     After each call ``last_stats`` holds detached collapse signals: the mean entropy of the

@@ -1,5 +1,6 @@
 """SimCLR (Chen et al. 2020) as SmallDataSSL's code: NT-Xent with τ = 0.5 on L2-normalised
-projections of the two views, projector 2048→512 (BN, ReLU)→128 (REFERENCE 3.1, 3.2)."""
+projections of the two views, projector 2048→512 (BN, ReLU)→128
+(docs/papers.md#smalldatassl-losses)."""
 
 from __future__ import annotations
 

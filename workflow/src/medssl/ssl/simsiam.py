@@ -1,7 +1,7 @@
 """SimSiam (Chen & He 2021). SmallDataSSL's code has no predictor: the symmetric stop-gradient
-cosine is applied to the projector outputs (REFERENCE 3.1, 3.2; prone to collapse). ``predictor:
+cosine is applied to the projector outputs (docs/papers.md#smalldatassl-losses; prone to collapse). ``predictor:
 true`` adds the real SimSiam predictor proj_dim → predictor_hidden_dim (BN, ReLU) → proj_dim
-(2048 → 512 → 2048 with proj_dim 2048, config/presets/smalldatassl_simsiam_predictor.yaml).
+(2048 → 512 → 2048 with proj_dim 2048, method simsiam_predictor of config/presets/smalldatassl_canonical.yaml).
 
 Two keys of the SimSiam paper that SmallDataSSL's code lacks: ``proj_output_bn`` ends the projector
 with BatchNorm (no affine), and ``predictor_lr: fixed`` keeps the predictor at the base lr, with no
