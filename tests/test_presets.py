@@ -64,7 +64,7 @@ def test_reference_dino_hyperparameters():
 
 
 def test_paper_dl_baseline_optimisation():
-    """REFERENCE 1.9: AdamW 1e-4 / 0.05, batch 256, fp16 + GradScaler, warm-up 250 iterations, plateau
+    """docs/papers.md#dl-baseline: AdamW 1e-4 / 0.05, batch 256, fp16 + GradScaler, warm-up 250 iterations, plateau
     decay 0.5 (patience and cooldown 500 iterations), AGC 0.16, the DINO multi-crop views."""
     dl = load("paper.yaml")["baselines"]["supervised"]
     assert (dl["lr"], dl["weight_decay"], dl["batch_size"], dl["precision"]) == (1e-4, 0.05, 256, "fp16")
@@ -104,8 +104,8 @@ def test_one_image_per_class_proba_argmax_collapses_where_predict_does_not():
 
 
 def test_paper_ssl_plus_ll_is_the_papers():
-    """REFERENCE 1.10: the SuperGym with only the final norm and a linear head training (lr 1e-4, wd 0.05,
-    multi-crop views); the embedding-based LinearProbe stays as the fast alternative."""
+    """docs/papers.md#linear-layer-arm: the SuperGym with only the final norm and a linear head training
+    (lr 1e-4, wd 0.05, multi-crop views); the embedding-based LinearProbe stays as the fast alternative."""
     paper = load("paper.yaml")
     ll = paper["baselines"]["linear_layer"]
     dl = paper["baselines"]["supervised"]

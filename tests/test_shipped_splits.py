@@ -53,7 +53,7 @@ def test_isic_is_the_papers_split_and_disjoint():
     ids = {k: {Path(p).stem for p in v["image"]} for k, v in splits.items()}
     assert not ids["labeled_train"] & ids["test"] and not ids["unlabeled_train"] & (ids["labeled_train"] | ids["test"])
     counts = splits["labeled_train"]["label"].value_counts() + splits["test"]["label"].value_counts()
-    # the ISIC 2019 training ground truth (REFERENCE.md 1.12), split ~70/30
+    # the ISIC 2019 training ground truth (docs/papers.md#published-splits), split ~70/30
     assert counts.to_dict() == {"MEL": 4522, "NV": 12875, "BCC": 3323, "AK": 867, "BKL": 2624, "DF": 239,
                                 "VASC": 253, "SCC": 628}
     assert len(ssl_pool(splits)) == 17731 + 44107

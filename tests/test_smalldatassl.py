@@ -41,11 +41,13 @@ def test_carries_the_papers_setup():
     kinds = {name: m["kind"] for name, m in c["methods"].items()}
     assert sorted(kinds.values()) == sorted([*SSL_KINDS, "random_init", "pretrained"])
     for name, m in c["methods"].items():
-        if m["kind"] in SSL_KINDS:  # REFERENCE 3.4: SGD lr 1e-2, no momentum / weight decay, batch 64, 250 epochs
+        # docs/papers.md#smalldatassl-optimisation: SGD lr 1e-2, no momentum / weight decay, batch 64, 250 epochs
+        if m["kind"] in SSL_KINDS:
             _, p, views, _ = parse_spec({**m, "image_size": 224})
             assert (p.optimizer, p.lr, p.batch_size, p.epochs, p.weight_decay) == ("sgd", 0.01, 64, 250, 0), name
             assert (views.global_size, views.n_local) == (224, 0)
-    # the trainer's own parser (unknown keys raise) gives the paper's values (REFERENCE 3.1-3.3)
+    # the trainer's own parser (unknown keys raise) gives the paper's values
+    # (docs/papers.md#chattopadhyay-et-al-2023-smalldatassl)
     cfg = {m["kind"]: parse_spec({**m, "image_size": 224}) for m in c["methods"].values() if m["kind"] in SSL_KINDS}
     assert (cfg["simclr"][1].temperature, cfg["simclr"][1].proj_hidden_dim, cfg["simclr"][1].proj_dim) == (0.5, 512, 128)
     dclw = cfg["dclw"][1]
@@ -74,7 +76,7 @@ def test_paper_overlay_gives_the_code_exact_variants():
 def test_linear_evaluation_and_supervised_baselines_are_the_papers():
     c = config()
     classifiers = c["evaluation"]["classifiers"]
-    probe = build_classifier(classifiers["linear_eval"], random_state=0)  # REFERENCE 3.6
+    probe = build_classifier(classifiers["linear_eval"], random_state=0)  # docs/papers.md#smalldatassl-evaluation
     assert type(probe).__name__ == "MLPProbe" and classifiers["linear_eval"]["preprocess"] is False
     assert (probe.hidden_dim, probe.optimizer, probe.lr, probe.batch_size, probe.max_epochs) == (512, "adam", 1.0, 64, 200)
     assert (probe.lr_step_size, probe.lr_gamma, probe.lr_step_after, probe.val_fraction) == (25, 0.5, 25, 0.1)

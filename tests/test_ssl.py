@@ -1,4 +1,5 @@
-"""Tests for medssl.ssl, written from the DINO formulas (REFERENCE.md 2.1-2.5), not from the code."""
+"""Tests for medssl.ssl, written from the DINO formulas (docs/papers.md#reference-dino-caron-et-al-2021), not from
+the code."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def random_dataset(n: int = 64, seed: int = 0) -> TensorDataset:
 
 # ---------------------------------------------------------------- loss
 def reference_loss(student, teacher, center, n_crops, student_temp, teacher_temp):
-    """REFERENCE 2.1 written as an explicit double loop over (teacher crop, student crop) pairs."""
+    """The DINO loss (docs/papers.md#dino-loss) written as an explicit double loop over (teacher crop, student
+    crop) pairs."""
     b = student.shape[0] // n_crops
     total, n_pairs = 0.0, 0
     for iq in (0, 1):

@@ -1,4 +1,4 @@
-"""The SmallDataSSL losses against lightly 1.6.0 where lightly's definition agrees (REFERENCE.md 3.7):
+"""The SmallDataSSL losses against lightly 1.6.0 where lightly's definition agrees (docs/papers.md#smalldatassl-losses):
 NTXentLoss(0.5) = SimCLR; VICRegLoss(25, 50, 1) = the paper's un-halved VICReg = ours with std_coeff 50;
 NegativeCosineSimilarity on detached targets = SimSiam. lightly is a test-only dependency."""
 

@@ -1,4 +1,4 @@
-"""The SmallDataSSL losses against direct implementations written from REFERENCE.md 3.2 (explicit
+"""The SmallDataSSL losses against direct implementations written from docs/papers.md#smalldatassl-losses (explicit
 loops over anchors, not vectorised like medssl.ssl), both variants of each, and gradient flow."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Published-weights path: a small checkpoint with sparsam's key layout (backbone.* + projection_head.*,
-REFERENCE.md 1.6 / 1.14), served over HTTP from a local thread (no internet needed)."""
+docs/papers.md#released-weights), served over HTTP from a local thread (no internet needed)."""
 
 from __future__ import annotations
 
