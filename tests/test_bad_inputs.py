@@ -1,4 +1,4 @@
-"""Bad input and interruptions (issue 11): each case fails early, naming the culprit, with nothing
+"""Bad input and interruptions: each case fails early, naming the culprit, with nothing
 that looks complete left behind; an interruption is survived. The workflow tests use a 2-class
 folder dataset of 8x8 PNGs, so each run costs a few seconds of planning and tiny jobs."""
 from __future__ import annotations

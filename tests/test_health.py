@@ -60,7 +60,7 @@ def test_verdicts_learned_no_better_and_collapsed():
 
 
 def test_a_method_that_wins_at_the_mid_budget_but_loses_at_another_is_not_learned():
-    # the DINO + SVM: ahead at 25-100, behind with all labels; budgets below 10 do not count
+    # a DINO + SVM that is ahead at 25-100 and behind with all labels; budgets below 10 do not count
     ref = {"1": 0.30, "5": 0.30, "10": 0.306, "25": 0.310, "100": 0.339, "all": 0.368}
     ssl = {"1": 0.10, "5": 0.10, "10": 0.318, "25": 0.375, "100": 0.405, "all": 0.367}
     acc = {("dino", "svm"): ssl, ("dino", "logreg"): 0.9, ("random_init", "svm"): ref, ("random_init", "logreg"): 0.5}
