@@ -159,6 +159,6 @@ def test_the_check_finds_what_is_missing(text, broken):
     ("(REFERENCE" + ".md 1.14)", True), ("(REFERENCE" + " 3.4)", True), ("(REFERENCE" + " §3.3:", True),
     ("see REFERENCE" + " section 5", True), ("health.REFERENCE, health.PRETRAINED_REFERENCE", False),
     ('REFERENCE = "untrained reference"', False),
-])
+], ids=["file", "section", "section-sign", "word-section", "health-constants", "assignment"])
 def test_the_check_finds_citations_of_the_outside_file(text, cites):
     assert bool(CITING_OUTSIDE.search(text)) is cites
