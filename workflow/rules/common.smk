@@ -237,6 +237,14 @@ def pretrain_method_cfg(wildcards):
     return medssl_checks.with_dataset_params(METHODS[wildcards.method], dataset_cfg(wildcards), wildcards.method)
 
 
+def pretrain_threads(wildcards):
+    """Half the cores of a local run, at most 8: the jobs that do not need the SSL weights (random_init's
+    embedding and fits, the DL baseline) run beside pretraining instead of after it. Cluster profiles
+    set it with `set-threads`."""
+    cores = getattr(workflow.global_resources.get("_cores"), "value", None) or 16
+    return max(1, min(8, int(cores) // 2))
+
+
 def pretrained_spec(wildcards):
     """The timm model of a method of kind `pretrained` (medssl.pretrained.model_spec)."""
     from medssl.pretrained import model_spec  # imports torch only when a model is built

@@ -25,7 +25,7 @@ rule pretrain_ssl:
         backbone=config["backbone"],
         image_root=lambda wc: image_root(wc.dataset),
         work_dir=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}",
-    threads: 8
+    threads: pretrain_threads
     # The critical path of every run: start it before the many short jobs that do not need it.
     priority: 50
     resources:
