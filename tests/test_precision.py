@@ -115,3 +115,30 @@ def test_every_trained_arm_follows_the_rule_on_the_cpu(key, precision, tmp_path,
     assert seen == {dtype}
     assert [s.is_enabled() for s in Spy.made[0].scalers] == [scaled]
     assert (f"{key}: fp16 autocast needs CUDA; running in fp32 on cpu" in caplog.text) is (precision == "fp16")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from medssl.runtime import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
+    assert not cpu_has_native_bf16(info)
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(info)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_it_is_slow(caplog, monkeypatch):
+    import medssl.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING"):
+        amp = MixedPrecision("bf16", torch.device("cpu"), "methods.dino.params.precision")
+    assert amp.dtype == torch.bfloat16  # what was asked for, with the warning
+    assert "methods.dino.params.precision: bf16 on a CPU without native bf16" in caplog.text
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        MixedPrecision("bf16", torch.device("cpu"), "k")
+        assert MixedPrecision("auto", torch.device("cpu"), "k").dtype is None  # auto stays fp32 on a CPU
+    assert caplog.text == ""

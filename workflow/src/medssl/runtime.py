@@ -72,7 +72,9 @@ class MixedPrecision:
     baseline, linear layer) and the embedding pass: ``fp16`` = float16 autocast + ``GradScaler`` (the
     paper's ``torch.cuda.amp``), ``bf16`` = bfloat16 autocast without scaling, ``fp32`` = off,
     ``auto`` = bf16 on CUDA, fp32 elsewhere. The CPU has no useful float16 autocast: ``fp16`` there
-    falls back to fp32 and says so in the log."""
+    falls back to fp32 and says so in the log. ``auto`` stays fp32 on a CPU even with native bf16: the
+    held-out real-data checks were run in fp32, and a CPU without it runs bf16 several times slower
+    (docs/performance.md#precision-on-the-cpu), which ``bf16`` asked for there says in the log."""
 
     def __init__(self, requested: str, device, key: str, log: logging.Logger | None = None):
         import torch
@@ -86,6 +88,10 @@ class MixedPrecision:
             requested = "fp32"
         if requested == "auto":
             requested = "bf16" if cuda else "fp32"
+        if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+            (log or logging.getLogger("medssl")).warning(
+                "%s: bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 flag) runs several times "
+                "slower than fp32; fp32 or auto is faster here", key)
         self.name = requested
         self.device_type = device.type
         self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(requested)
@@ -105,6 +111,16 @@ class MixedPrecision:
         import torch
 
         return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes in bf16 natively (the avx512_bf16 or amx_bf16 flag; Linux only)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def default_num_workers() -> int:
