@@ -18,6 +18,7 @@ from medssl.ssl import trainer
 from medssl.ssl import (DINOHead, DINOLoss, DinoConfig, MultiCropWrapper, Schedules, build_student_teacher,
                         cancel_last_layer_grads, clip_gradients, cosine_schedule, ema_update, load_backbone,
                         param_groups, teacher_temp_schedule, train_dino, train_step)
+from medssl.ssl.optim import load_optimizer_state
 
 TINY_VIT = {
     "name": "vit_tiny_patch16_224",
@@ -224,6 +225,19 @@ def test_param_groups_with_fixed_lr_prefixes_split_each_group_and_refuse_a_prefi
     assert [g.get("fixed_lr", False) for g in groups] == [False, False, True, True]
     with pytest.raises(ValueError, match="no parameter name starts with"):
         param_groups(net, ("predictor.",))
+
+
+def test_groups_say_whether_they_are_decayed_also_after_loading_a_state_saved_without_it():
+    flags = [(True, False), (False, False), (True, True), (False, True)]  # (decayed, fixed_lr)
+    groups = param_groups(SmallNet(), ("fc.",))
+    assert [(g["decayed"], g.get("fixed_lr", False)) for g in groups] == flags
+    optimizer = torch.optim.AdamW(groups)
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:  # a state saved without the flags
+        group.pop("decayed")
+        group.pop("fixed_lr", None)
+    load_optimizer_state(optimizer, state)
+    assert [(g["decayed"], g.get("fixed_lr", False)) for g in optimizer.param_groups] == flags
 
 
 def test_clip_gradients_norm_per_parameter():

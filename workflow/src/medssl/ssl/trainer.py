@@ -38,7 +38,7 @@ from medssl.ssl.checkpoint import CHECKPOINT, atomic_torch_save, save_checkpoint
 from medssl.ssl.config import TrainConfig, config_hash
 from medssl.ssl.distributed import (epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state,
                                     unwrap)
-from medssl.ssl.optim import build_optimizer, clip_gradients
+from medssl.ssl.optim import build_optimizer, clip_gradients, load_optimizer_state
 from medssl.ssl.schedules import Schedules
 
 TRAIN_LOG = "train_log.csv"
@@ -64,9 +64,9 @@ def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optim
                   scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
     """One iteration at global iteration ``it``: the loss and the method's per-step signals.
     ``precision``: the autocast (none: fp32); ``scaler``: its GradScaler (``precision.grad_scaler()``)."""
-    for i, group in enumerate(optimizer.param_groups):  # schedules apply from the very first step
+    for group in optimizer.param_groups:  # schedules apply from the very first step
         group["lr"] = sched.base_lr if group.get("fixed_lr") else float(sched.lr[it])
-        if i % 2 == 0:  # decayed groups (optim.param_groups)
+        if group["decayed"]:  # optim.param_groups
             group["weight_decay"] = float(sched.wd[it])
 
     with precision.autocast() if precision is not None else contextlib.nullcontext():
@@ -250,7 +250,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
             raise RuntimeError(f"{ckpt_path} does not belong to this run")
         for name, module in method.modules().items():
             module.load_state_dict(ckpt[name])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_optimizer_state(optimizer, ckpt["optimizer"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, history = ckpt["epoch"], ckpt["history"]
