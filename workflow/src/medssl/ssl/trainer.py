@@ -51,10 +51,6 @@ def log_columns(method: type[Method]) -> list[str]:
     return [*BASE_COLUMNS, *method.log_columns, *collapse.COLLAPSE_COLUMNS, *TIMING_COLUMNS]
 
 
-def backbone_file(method: type[Method]) -> str:
-    return "teacher_backbone.pt" if method.kind == "dino" else "backbone_trained.pt"
-
-
 def resolve_device(device: str, log: logging.Logger | None = None) -> torch.device:
     return runtime.resolve_device(device, "methods.<name>.params.device", "training", log)
 
@@ -174,8 +170,8 @@ def train(method_cls: type[Method], cfg: TrainConfig, backbone_spec: dict, datas
           augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]], out_dir: Path,
           log: logging.Logger | None = None, collapse_cfg: collapse.CollapseConfig | None = None,
           identity: dict | None = None) -> Path:
-    """Pretrain ``method_cls`` on ``dataset``; returns the path of the exported backbone state_dict
-    (``out_dir/teacher_backbone.pt`` for DINO, ``out_dir/backbone_trained.pt`` otherwise).
+    """Pretrain ``method_cls`` on ``dataset``; returns the path of the exported backbone state_dict,
+    ``out_dir/<method_cls.export_file>``.
 
     ``dataset`` yields (uint8 image [C,S,S], label). ``augment(images, generator)`` receives the
     uint8 batch [B,C,S,S] on the training device and a CPU generator and returns the views (the
@@ -309,7 +305,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
                 "run_hash": run_hash, "history": history,
             })
 
-    out_path = out_dir / backbone_file(method_cls)
+    out_path = out_dir / method_cls.export_file
     failures: list[dict] = []
     if is_main:
         # Written again on every call, also when resuming a finished run (nothing left to train).
