@@ -6,7 +6,7 @@
         --image-size 256 --global-size 256 --local-size 96 --n-local 5 --batch 64 --out-dim 65536
 
 Each variant runs in its own process (so the peak memory is its own) on the current device:
-  ours       medssl.ssl.train_step (vectorised clipping, foreach EMA, one log-softmax per crop)
+  ours       medssl.ssl.training_step (vectorised clipping, foreach EMA, one log-softmax per crop)
              after medssl.augment.MultiCropAugment on the uint8 batch;
   reference  the loop of facebookresearch/dino's train_one_epoch written plainly: per-pair
              log-softmax loss, per-parameter clipping loop, python-loop EMA, after a per-image
@@ -182,8 +182,8 @@ def run_variant(args, setup) -> dict:
 
     from medssl.augment import MultiCropAugment, MultiCropConfig
     from medssl.runtime import MixedPrecision
-    from medssl.ssl import (DINOLoss, DinoConfig, Schedules, build_student_teacher, param_groups, resolve_device,
-                            train_step)
+    from medssl.ssl import Schedules, param_groups, resolve_device, training_step
+    from medssl.ssl.dino import DINO, DINOLoss, DinoConfig, build_student_teacher
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,7 +199,7 @@ def run_variant(args, setup) -> dict:
     optimizer = torch.optim.AdamW(param_groups(student), fused=device.type == "cuda")
     n_steps = args.warmup + args.repeat
     sched = Schedules.from_config(cfg, n_steps, cfg.batch_size)
-    sched.momentum[:] = 0.996  # a realistic EMA (the cosine of a 1-epoch run starts there anyway)
+    sched.method["momentum"][:] = 0.996  # a realistic EMA (the cosine of a 1-epoch run starts there anyway)
     n_crops = 2 + setup["n_local"]
 
     s = setup["image_size"]
@@ -210,13 +210,14 @@ def run_variant(args, setup) -> dict:
                                                  "n_local": setup["n_local"]})
         augmenter = MultiCropAugment(augment_cfg)
         gen = torch.Generator().manual_seed(0)
-        loss_fn = DINOLoss(cfg.out_dim, n_crops, cfg.student_temp, cfg.center_momentum).to(device)
+        dino = DINO(cfg, student, DINOLoss(cfg.out_dim, n_crops, cfg.student_temp, cfg.center_momentum).to(device),
+                    teacher)
 
         def augment():
             return augmenter(images.to(device, non_blocking=True), gen)
 
         def step(crops, it):
-            train_step(student, teacher, loss_fn, optimizer, crops, it, sched, cfg, amp)
+            training_step(dino, student, optimizer, crops, it, sched, cfg, amp)
     else:
         ref_aug = reference_augment(setup)
         pil = [Image.fromarray(np.ascontiguousarray(im.permute(1, 2, 0).numpy())) for im in images]
@@ -227,7 +228,7 @@ def run_variant(args, setup) -> dict:
 
         def step(crops, it):
             reference_step(student, teacher, loss_fn, optimizer, crops, float(sched.lr[it]), float(sched.wd[it]),
-                           float(sched.teacher_temp[it]), float(sched.momentum[it]), amp)
+                           float(sched.method["teacher_temp"][it]), float(sched.method["momentum"][it]), amp)
 
     def sync():
         if device.type == "cuda":

@@ -162,7 +162,7 @@ def run_variant(args, setup, kind) -> dict:
 
         def step(crops, it):
             reference_step(m.model, m.teacher, loss_fn, optimizer, crops, float(sched.lr[it]), float(sched.wd[it]),
-                           float(sched.teacher_temp[it]), float(sched.momentum[it]), amp)
+                           float(sched.method["teacher_temp"][it]), float(sched.method["momentum"][it]), amp)
     else:
         ref_aug = paper_augment(setup["global_size"])
         pil = [Image.fromarray(np.ascontiguousarray(im.permute(1, 2, 0).numpy())) for im in images]

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from medssl.ssl import DINO, DinoConfig, DINOLoss
-from medssl.ssl.dino import koleo_loss, sinkhorn_knopp
+from medssl.ssl import Schedules
+from medssl.ssl.dino import DINO, DinoConfig, DINOLoss, koleo_loss, sinkhorn_knopp
 
 
 def test_sinkhorn_knopp_balances_prototypes_and_keeps_rows_distributions():
@@ -64,7 +64,7 @@ def test_dino_loss_adds_koleo_on_the_global_views_and_backpropagates():
         cfg = DinoConfig(out_dim=32, hidden_dim=16, bottleneck_dim=8, centering="sinkhorn", koleo_weight=weight,
                          epochs=1, warmup_epochs=0)
         method = DINO.build(cfg, spec, n_views=3)
-        sched = type("S", (), {"teacher_temp": [0.04]})()
+        sched = Schedules.from_config(cfg, iters_per_epoch=1, global_batch=8)
         loss, stats = method.loss(method.model, views, 0, sched)
         loss.backward()
         losses[weight] = loss.item()

@@ -68,9 +68,7 @@ class Spy(MixedPrecision):
 
 
 def train_ssl(precision, tmp_path):
-    from test_ssl import TINY_VIT, random_dataset, stand_in_augment, tiny_cfg
-
-    from medssl.ssl import train_dino
+    from test_ssl import TINY_VIT, random_dataset, stand_in_augment, tiny_cfg, train_dino
 
     train_dino(tiny_cfg(epochs=1, warmup_epochs=0, precision=precision), TINY_VIT, random_dataset(16),
                stand_in_augment, tmp_path)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from medssl.augment import DINO_PRESET, PAPER_PRESET, MultiCropConfig
-from medssl.ssl import DinoConfig
+from medssl.ssl.dino import DinoConfig
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 

@@ -14,11 +14,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from medssl import ssl
-from medssl.ssl import trainer
-from medssl.ssl import (DINOHead, DINOLoss, DinoConfig, MultiCropWrapper, Schedules, build_student_teacher,
-                        cancel_last_layer_grads, clip_gradients, cosine_schedule, ema_update, load_backbone,
-                        param_groups, teacher_temp_schedule, train_dino, train_step)
+from medssl.ssl import (MultiCropWrapper, Schedules, clip_gradients, cosine_schedule, ema_update, load_backbone,
+                        param_groups, train, trainer, training_step)
+from medssl.ssl.dino import (DINO, DINOHead, DINOLoss, DinoConfig, build_student_teacher, cancel_last_layer_grads,
+                             teacher_temp_schedule)
+from medssl.ssl.optim import load_optimizer_state
 
 TINY_VIT = {
     "name": "vit_tiny_patch16_224",
@@ -52,6 +52,10 @@ def random_dataset(n: int = 64, seed: int = 0) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8)
     return TensorDataset(images, torch.zeros(n, dtype=torch.long))
+
+
+def train_dino(cfg: DinoConfig, backbone_spec: dict, dataset, augment, out_dir, **kwargs):
+    return train(DINO, cfg, backbone_spec, dataset, augment, out_dir, **kwargs)
 
 
 # ---------------------------------------------------------------- loss
@@ -151,8 +155,8 @@ def test_schedules_from_config_scale_lr_with_batch():
     cfg = tiny_cfg(epochs=3, warmup_epochs=1, lr=5e-4)
     sched = Schedules.from_config(cfg, iters_per_epoch=4, global_batch=128)
     assert sched.lr[0] == 0.0 and sched.lr[3] == pytest.approx(5e-4 * 128 / 256)
-    assert sched.wd[0] == pytest.approx(0.04) and sched.momentum[0] == pytest.approx(0.996)
-    assert sched.freeze_last_layer_iters == 4
+    assert sched.wd[0] == pytest.approx(0.04) and sched.method["momentum"][0] == pytest.approx(0.996)
+    assert sched.method["freeze_last_layer_iters"] == 4
 
 
 def test_min_steps_raises_epochs_and_stretches_every_epoch_schedule():
@@ -163,11 +167,12 @@ def test_min_steps_raises_epochs_and_stretches_every_epoch_schedule():
     assert (sized.epochs, sized.warmup_epochs, sized.freeze_last_layer_epochs,
             sized.warmup_teacher_temp_epochs) == (10, 2.5, 1.25, 5.0)
     sched = Schedules.from_config(sized, iters_per_epoch=3, global_batch=16)
-    assert len(sched.lr) == len(sched.momentum) == len(sched.teacher_temp) == 30
+    momentum, teacher_temp = sched.method["momentum"], sched.method["teacher_temp"]
+    assert len(sched.lr) == len(momentum) == len(teacher_temp) == 30
     # the warm-up keeps its quarter of training (round(7.5) = 8 of 30 steps, peak at the 8th); momentum over 30
-    assert np.argmax(sched.lr) == 7 and sched.freeze_last_layer_iters == 4
-    assert sched.teacher_temp[15] == pytest.approx(cfg.teacher_temp)
-    assert sched.momentum[-1] > sched.momentum[15] > sched.momentum[0]
+    assert np.argmax(sched.lr) == 7 and sched.method["freeze_last_layer_iters"] == 4
+    assert teacher_temp[15] == pytest.approx(cfg.teacher_temp)
+    assert momentum[-1] > momentum[15] > momentum[0]
     with pytest.raises(ValueError, match="min_steps"):
         tiny_cfg(min_steps=-1)
 
@@ -226,6 +231,19 @@ def test_param_groups_with_fixed_lr_prefixes_split_each_group_and_refuse_a_prefi
     assert [g.get("fixed_lr", False) for g in groups] == [False, False, True, True]
     with pytest.raises(ValueError, match="no parameter name starts with"):
         param_groups(net, ("predictor.",))
+
+
+def test_groups_say_whether_they_are_decayed_also_after_loading_a_state_saved_without_it():
+    flags = [(True, False), (False, False), (True, True), (False, True)]  # (decayed, fixed_lr)
+    groups = param_groups(SmallNet(), ("fc.",))
+    assert [(g["decayed"], g.get("fixed_lr", False)) for g in groups] == flags
+    optimizer = torch.optim.AdamW(groups)
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:  # a state saved without the flags
+        group.pop("decayed")
+        group.pop("fixed_lr", None)
+    load_optimizer_state(optimizer, state)
+    assert [(g["decayed"], g.get("fixed_lr", False)) for g in optimizer.param_groups] == flags
 
 
 def test_clip_gradients_norm_per_parameter():
@@ -323,8 +341,9 @@ def test_teacher_starts_as_copy_and_never_gets_gradients():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    dino = DINO(cfg, student, loss_fn, teacher)
     for it in range(4):  # crosses the last-layer freeze window (3 iterations) and lr warm-up
-        stats = train_step(student, teacher, loss_fn, opt, stand_in_augment(images, g), it, sched, cfg)
+        stats = training_step(dino, student, opt, stand_in_augment(images, g), it, sched, cfg)
         assert math.isfinite(stats["loss"])
         assert all(p.grad is None for p in teacher.parameters())
     assert opt.param_groups[0]["lr"] == pytest.approx(sched.lr[3])
@@ -361,7 +380,7 @@ def test_train_dino_end_to_end(tmp_path):
     assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "checkpoint.pt.tmp").exists()
     rows = read_log(tmp_path / "train_log.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    assert set(rows[0]) == set(ssl.LOG_COLUMNS)
+    assert set(rows[0]) == set(trainer.log_columns(DINO))
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     assert 0 < float(rows[-1]["teacher_entropy"]) <= math.log(64) + 1e-4
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)

@@ -9,8 +9,8 @@ import logging
 import pytest
 import torch
 
-from medssl.ssl import checkpoint, train_dino, trainer
-from test_ssl import TINY_VIT, Killed, random_dataset, read_log, stand_in_augment, tiny_cfg
+from medssl.ssl import checkpoint, trainer
+from test_ssl import TINY_VIT, Killed, random_dataset, read_log, stand_in_augment, tiny_cfg, train_dino
 
 TIMING = {"seconds", "images_per_s"}
 

@@ -22,6 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from medssl import ssl
 from medssl.ssl import Schedules, get_method, training_step
+from medssl.ssl.distributed import unwrap
+from medssl.ssl.launch import env_from_slurm
 from medssl.ssl.optim import build_optimizer
 
 # No BatchNorm, no drop-path: then the per-rank forward is exactly a slice of the full-batch forward.
@@ -74,7 +76,7 @@ def _train(kind: str, rank: int, world: int) -> dict:
     for it in range(STEPS):
         views = [v[rank * B:(rank + 1) * B] for v in _views(kind, it)] if world > 1 else _views(kind, it)
         stats.append(training_step(method, model, optimizer, views, it, sched, cfg))
-    return {"stats": stats, "state": {name: ssl._unwrap(m).state_dict() for name, m in method.modules().items()}}
+    return {"stats": stats, "state": {name: unwrap(m).state_dict() for name, m in method.modules().items()}}
 
 
 def _free_port() -> int:
@@ -146,11 +148,11 @@ def test_distributed_command_shapes(tmp_path):
 def test_env_from_slurm():
     env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_NTASKS_PER_NODE": "4(x2)",
            "MASTER_ADDR": "node1", "SLURM_JOB_ID": "1234"}
-    ssl._env_from_slurm(env)
+    env_from_slurm(env)
     assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["LOCAL_WORLD_SIZE"]) == ("5", "8", "1", "4")
     assert env["MASTER_PORT"] == str(20000 + 1234)
     torchrun = {"RANK": "0", "SLURM_PROCID": "3", "SLURM_NTASKS": "8"}
-    ssl._env_from_slurm(torchrun)  # torchrun's variables win
+    env_from_slurm(torchrun)  # torchrun's variables win
     assert torchrun["RANK"] == "0"
 
 

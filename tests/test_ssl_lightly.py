@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 lightly_loss = pytest.importorskip("lightly.loss")
 
-from medssl.ssl import NTXentLoss, SimSiamLoss, VICRegLoss  # noqa: E402
+from medssl.ssl.simclr import NTXentLoss  # noqa: E402
+from medssl.ssl.simsiam import SimSiamLoss  # noqa: E402
+from medssl.ssl.vicreg import VICRegLoss  # noqa: E402
 
 
 def views(b=16, d=32, seed=0):

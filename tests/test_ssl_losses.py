@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medssl.ssl import DCLWLoss, NTXentLoss, SimSiamLoss, VICRegLoss
+from medssl.ssl.dclw import DCLWLoss
+from medssl.ssl.simclr import NTXentLoss
+from medssl.ssl.simsiam import SimSiamLoss
+from medssl.ssl.vicreg import VICRegLoss
 
 
 def unit(b=8, d=16, seed=0):

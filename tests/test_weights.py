@@ -11,7 +11,8 @@ import torch
 
 from local_server import Handler, serve
 from medssl import weights
-from medssl.ssl import DINOHead, build_backbone, load_backbone
+from medssl.ssl import build_backbone, load_backbone
+from medssl.ssl.dino import DINOHead
 
 # The code path of the real XCiT-S/8 (xcit_small_12_p8_224), on its smallest sibling.
 XCIT = {"name": "xcit_nano_12_p8_224", "pretrained": False, "kwargs": {"img_size": 16, "depth": 2}}

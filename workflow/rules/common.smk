@@ -8,6 +8,9 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the medssl of this checkout
+from medssl.ssl import kinds as medssl_kinds  # noqa: E402
+
 
 def _expand_pretrain_seeds(methods):
     """A method with `pretrain_seeds: [a, b, ...]` becomes one method instance per seed, named
@@ -95,9 +98,8 @@ def _names(mapping, kind):
     return [name for name, entry in mapping.items() if entry["kind"] == kind]
 
 
-# Method kinds that the pretrain_ssl rule trains (the registry in medssl.ssl.base; kept here so
-# that planning does not import torch; tests/test_ssl_methods.py checks the two agree).
-SSL_KINDS = ["dino", "simclr", "dclw", "simsiam", "vicreg"]
+# Method kinds that the pretrain_ssl rule trains (medssl.ssl.kinds imports no torch).
+SSL_KINDS = list(medssl_kinds.KINDS)
 
 
 def _trainable(mapping):
@@ -178,7 +180,6 @@ else:
     COMPARISON = None
 
 # --- plan-time checks of what the config names (medssl.checks; imports sklearn and timm lazily) ---
-sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the checks of this checkout
 from medssl import checks as medssl_checks  # noqa: E402
 
 _config_errors = medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")

@@ -1,6 +1,6 @@
 # Stage 3: self-supervised pretraining. Every method writes the backbone weights that the
 # embedding stage loads: results/ssl/{dataset}/{method}/backbone.pt. One rule trains every
-# trainable kind (SSL_KINDS: dino, simclr, dclw, simsiam, vicreg); the method comes from the config
+# trainable kind (SSL_KINDS, from medssl.ssl.kinds); the method comes from the config
 # entry, and health.json holds the final collapse signals and verdict (medssl.ssl.collapse).
 
 

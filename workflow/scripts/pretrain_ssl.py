@@ -1,4 +1,4 @@
-"""SSL pretraining of any trainable method kind (dino, simclr, dclw, simsiam, vicreg) on the SSL
+"""SSL pretraining of any trainable method kind (medssl.ssl.kinds) on the SSL
 pool (unlabeled_train + labeled_train, never test); the method comes from the config entry.
 
 With the `gpu` resource > 1 the job starts one training process per GPU (torchrun on one node;

@@ -257,14 +257,22 @@ def timm_model_errors(key: str, name: str) -> list[str]:
     return [f"{key}: {name!r} is not a timm model" + (f" (similar: {close})" if close else "")]
 
 
-def method_errors(name: str, method: Mapping, image_size: int | None = None) -> list[str]:
-    """Unknown or invalid keys of a trained method's ``params``, ``augmentation`` and ``collapse``, by
-    parsing them as the trainer does (medssl.ssl.parse_spec refuses unknown keys and bad values)."""
-    import medssl.ssl.methods  # noqa: F401  (registers every trainable kind)
-    from medssl.ssl import METHODS, parse_spec
+# Method kinds the workflow makes without training (rules/ssl.smk); the trained ones are medssl.ssl.kinds.
+UNTRAINED_KINDS = ("random_init", "published", "pretrained")
 
-    if method["kind"] not in METHODS:
-        return []
+
+def method_errors(name: str, method: Mapping, image_size: int | None = None) -> list[str]:
+    """An unknown ``kind``, and unknown or invalid keys of a trained method's ``params``, ``augmentation``
+    and ``collapse``, by parsing them as the trainer does (medssl.ssl.parse_spec refuses unknown keys and
+    bad values)."""
+    from medssl.ssl.kinds import KINDS
+
+    if method["kind"] not in KINDS:
+        if method["kind"] in UNTRAINED_KINDS:
+            return []
+        return [f"methods.{name}.kind: {method['kind']!r} is not a method kind (trained: {', '.join(KINDS)}; "
+                f"not trained: {', '.join(UNTRAINED_KINDS)})"]
+    from medssl.ssl.launch import parse_spec
 
     try:
         parse_spec({**method, "image_size": image_size})
@@ -289,17 +297,16 @@ def with_dataset_params(method: Mapping, dataset: Mapping, name: str) -> dict:
 def dataset_params_errors(config: Mapping) -> list[str]:
     """``datasets.<d>.method_params``: each key a trained method of ``methods`` (or a family of them);
     the merged params are checked by :func:`method_errors` under that key."""
-    import medssl.ssl.methods  # noqa: F401  (registers every trainable kind)
-    from medssl.ssl import METHODS
+    from medssl.ssl.kinds import KINDS
 
     families = {m.get("family", n): m for n, m in config["methods"].items()}
     errors = []
     for ds_name, ds in config["datasets"].items():
         for name in ds.get("method_params") or {}:
             key = f"datasets.{ds_name}.method_params.{name}"
-            if name not in families or families[name]["kind"] not in METHODS:
+            if name not in families or families[name]["kind"] not in KINDS:
                 errors.append(f"{key}: {name!r} is not a trained method of methods "
-                              f"({sorted(n for n, m in families.items() if m['kind'] in METHODS)})")
+                              f"({sorted(n for n, m in families.items() if m['kind'] in KINDS)})")
                 continue
             merged = with_dataset_params(families[name], ds, name)
             errors += [e.replace(f"methods.{name}", key) for e in method_errors(name, merged, ds.get("image_size"))]

@@ -1,40 +1,48 @@
 """Self-supervised pretraining: one shared trainer (trainer.py) and one module per method.
 
-Methods by config ``kind``: ``dino`` (dino.py), ``simclr`` (simclr.py), ``dclw`` (dclw.py), ``simsiam``
-(simsiam.py), ``vicreg`` (vicreg.py). Each method module holds its config keys and
-defaults, augmentation defaults, head(s), loss and whether it has an EMA teacher; the trainer
-holds the epoch loop, mixed precision, DDP, schedules, checkpoints, logs and collapse signals.
+kinds.py names each method kind (the config's ``methods.<name>.kind``) and its :class:`base.Method`:
+the method's module holds its config keys and defaults, schedules, views, heads, loss, hooks and the
+backbone it exports (heads.py has the heads several methods share). The trainer holds the epoch loop,
+mixed precision, DDP, the lr and weight-decay schedules, checkpoints, logs and collapse signals.
 ``python -m medssl.ssl --config run.json`` is one training process (launch.py).
+
+The names below load their module on first use, so that importing the package loads no torch.
 """
 
-from medssl.ssl.backbone import MultiCropWrapper, PerViewWrapper, build_backbone, feature_dim, load_backbone
-from medssl.ssl.base import METHODS, Method, get_method, register
-from medssl.ssl.collapse import CollapseConfig, CollapseError
-from medssl.ssl.config import SmallDataConfig, TrainConfig
-from medssl.ssl.dino import (TEACHER_BACKBONE, DINO, DINOHead, DINOLoss, DinoConfig, build_student_teacher,
-                             cancel_last_layer_grads, train_dino, train_step)
-from medssl.ssl.dclw import DCLW, DCLWConfig, DCLWLoss
-from medssl.ssl.distributed import unwrap as _unwrap
-from medssl.ssl.launch import (RUN_SPEC, distributed_command, env_from_slurm as _env_from_slurm,
-                               launch_pretraining, main, parse_spec, run_pretraining)
-from medssl.ssl.optim import clip_gradients, ema_update, param_groups
-from medssl.ssl.schedules import Schedules, cosine_schedule, teacher_temp_schedule
-from medssl.ssl.simclr import NTXentLoss, SimCLR, SimCLRConfig
-from medssl.ssl.simsiam import SimSiam, SimSiamConfig, SimSiamLoss
-from medssl.ssl.vicreg import VICReg, VICRegConfig, VICRegLoss
-from medssl.ssl.trainer import (CHECKPOINT, HEALTH, TRAIN_LOG, log_columns, resolve_device, save_checkpoint, train,
-                                training_step)
+import importlib
 
-LOG_COLUMNS = log_columns(DINO)
+_EXPORTS = {
+    "medssl.ssl.backbone": ("MultiCropWrapper", "PerViewWrapper", "build_backbone", "feature_dim", "load_backbone"),
+    "medssl.ssl.base": ("Method",),
+    "medssl.ssl.collapse": ("CollapseConfig", "CollapseError"),
+    "medssl.ssl.config": ("SmallDataConfig", "TrainConfig"),
+    "medssl.ssl.kinds": ("KINDS", "get_method"),
+    "medssl.ssl.launch": ("RUN_SPEC", "distributed_command", "launch_pretraining", "main", "parse_spec",
+                          "run_pretraining"),
+    "medssl.ssl.optim": ("clip_gradients", "ema_update", "param_groups"),
+    "medssl.ssl.schedules": ("Schedules", "cosine_schedule"),
+    "medssl.ssl.trainer": ("CHECKPOINT", "HEALTH", "TRAIN_LOG", "log_columns", "resolve_device", "save_checkpoint",
+                           "train", "training_step"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
-__all__ = [
-    "TrainConfig", "SmallDataConfig", "DinoConfig", "DINOHead", "MultiCropWrapper", "PerViewWrapper", "DINOLoss",
-    "DINO", "Method", "METHODS", "register", "get_method", "Schedules", "cosine_schedule",
-    "teacher_temp_schedule", "param_groups", "clip_gradients", "cancel_last_layer_grads", "ema_update",
-    "build_backbone", "feature_dim", "build_student_teacher", "load_backbone", "resolve_device",
-    "train_step", "training_step", "train", "train_dino", "run_pretraining",
-    "launch_pretraining", "parse_spec", "distributed_command", "main", "CollapseConfig", "CollapseError",
-    "SimCLR", "SimCLRConfig", "NTXentLoss", "DCLW", "DCLWConfig", "DCLWLoss", "SimSiam", "SimSiamConfig",
-    "SimSiamLoss", "VICReg", "VICRegConfig", "VICRegLoss",
-    "CHECKPOINT", "TRAIN_LOG", "HEALTH", "TEACHER_BACKBONE", "RUN_SPEC", "LOG_COLUMNS", "save_checkpoint",
-]
+
+def __getattr__(name: str):
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    else:  # a submodule not imported yet (medssl.ssl.launch, ...)
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,8 +1,9 @@
-"""What the trainer needs from an SSL method, and the registry of methods by config ``kind``.
+"""What the trainer needs from an SSL method.
 
 A method module (dino.py, simclr.py, ...) defines a config dataclass (a :class:`TrainConfig`
-subclass with its own keys and defaults), its augmentation defaults, and a :class:`Method`
-subclass registered with :func:`register`. The trainer (trainer.py) owns everything else.
+subclass with its own keys, defaults and schedules), and a :class:`Method` subclass: its views,
+networks, loss, per-step hooks and exported backbone; kinds.py names it by config ``kind``. The
+trainer (trainer.py) owns everything else.
 """
 
 from __future__ import annotations
@@ -15,33 +16,16 @@ import torch.nn as nn
 from medssl.ssl.config import TrainConfig
 from medssl.ssl.distributed import convert_sync_batchnorm, unwrap
 
-METHODS: dict[str, type["Method"]] = {}
-
-
-def register(cls: type["Method"]) -> type["Method"]:
-    METHODS[cls.kind] = cls
-    return cls
-
-
-def get_method(kind: str) -> type["Method"]:
-    import medssl.ssl.methods  # noqa: F401  (registers every method)
-
-    try:
-        return METHODS[kind]
-    except KeyError:
-        raise ValueError(f"unknown SSL method kind {kind!r}; known: {sorted(METHODS)}") from None
-
-
 class Method:
     """One SSL method's networks, loss and per-step hooks.
 
     ``model`` is the trained network (backbone + head(s)); the trainer may wrap it in
     DistributedDataParallel and passes the (possibly wrapped) module back to :meth:`loss`.
     ``teacher`` is an EMA copy for methods that have one (else None); ``criterion`` is the loss
-    module, whose buffers (e.g. DINO's centre) are checkpointed.
+    module, whose buffers (e.g. a centre of the teacher's outputs) are checkpointed.
     """
 
-    kind: ClassVar[str]
+    kind: ClassVar[str]  # its key in kinds.KINDS
     Config: ClassVar[type[TrainConfig]]
     #: augmentation defaults (medssl.augment.MultiCropConfig keys) under the user's keys
     augmentation_defaults: ClassVar[dict] = {}
@@ -51,6 +35,10 @@ class Method:
     log_columns: ClassVar[tuple[str, ...]] = ()
     #: the views the method needs at least (2 global views for every method here)
     min_views: ClassVar[int] = 2
+    #: whether the method takes local views besides the 2 global ones (augmentation.n_local)
+    local_views: ClassVar[bool] = False
+    #: the exported backbone's file in the run folder
+    export_file: ClassVar[str] = "backbone_trained.pt"
 
     def __init__(self, cfg: TrainConfig, model: nn.Module, criterion: nn.Module,
                  teacher: nn.Module | None = None):
@@ -58,6 +46,11 @@ class Method:
         self.model = model
         self.criterion = criterion
         self.teacher = teacher
+
+    @classmethod
+    def view_defaults(cls, image_size: int) -> dict:
+        """Augmentation keys that follow the dataset's image size unless the user sets them."""
+        return {"global_size": image_size}
 
     @classmethod
     def build(cls, cfg: TrainConfig, backbone_spec: dict, n_views: int) -> "Method":
@@ -74,7 +67,7 @@ class Method:
         raise NotImplementedError
 
     def edit_gradients(self, model: nn.Module, it: int, sched) -> None:
-        """After clipping, before the optimiser step (e.g. DINO's last-layer freeze)."""
+        """After clipping, before the optimiser step (e.g. freezing a layer for the first steps)."""
 
     def after_step(self, model: nn.Module, it: int, sched) -> None:
         """After the optimiser step (e.g. the EMA teacher update)."""
@@ -120,5 +113,5 @@ class Method:
     def train_mode(self) -> None:
         self.model.train()
         if self.teacher is not None:
-            self.teacher.train()  # as in DINO: BN layers use batch statistics
+            self.teacher.train()  # its BatchNorm layers use batch statistics, as the model's
 

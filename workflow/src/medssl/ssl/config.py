@@ -104,6 +104,10 @@ class TrainConfig:
         return dataclasses.replace(self, epochs=epochs,
                                    **{k: getattr(self, k) * factor for k in self.epoch_keys})
 
+    def schedules(self, iters_per_epoch: int) -> dict:
+        """The method's own per-iteration values (Schedules.method), beside the trainer's lr and wd."""
+        return {}
+
     def base_lr(self, global_batch: int) -> float:
         return self.lr * global_batch / self.lr_reference_batch if self.lr_reference_batch else self.lr
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from medssl.ssl.base import register
 from medssl.ssl.distributed import gather_rows
 from medssl.ssl.simclr import SimCLR, SimCLRConfig, self_mask
 
@@ -55,7 +54,6 @@ class DCLWLoss(nn.Module):
         return loss + self.one_direction(z2, z1) if self.symmetric else loss
 
 
-@register
 class DCLW(SimCLR):
     """SimCLR's networks and views with the DCLW loss."""
 

@@ -12,26 +12,39 @@ head depth, ...) are config keys, so either recipe is one config away. New anti-
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
-from torch.utils.data import Dataset
 
 from medssl.ssl.backbone import MultiCropWrapper, backbone_from_spec, feature_dim
-from medssl.ssl.base import Method, register
+from medssl.ssl.base import Method
 from medssl.ssl.config import TrainConfig
 from medssl.ssl.optim import ema_update
-from medssl.ssl.schedules import cosine_schedule, teacher_temp_schedule
+from medssl.ssl.schedules import cosine_schedule
 
 TEACHER_BACKBONE = "teacher_backbone.pt"
+
+
+def teacher_temp_schedule(warmup_teacher_temp: float, teacher_temp: float, warmup_epochs: float,
+                          epochs: int, iters_per_epoch: int) -> np.ndarray:
+    """Per-iteration teacher temperature (sparsam's form): linear over W = warmup_epochs·iters
+    iterations, τ(k) = warmup + (final − warmup)·k/W for k ≤ W, then constant.
+
+    Reference DINO indexes a linspace of length warmup_epochs by *epoch* instead.
+    """
+    total = epochs * iters_per_epoch
+    warmup_iters = int(round(warmup_epochs * iters_per_epoch))
+    k = np.arange(total, dtype=float)
+    if warmup_iters == 0:
+        return np.full(total, float(teacher_temp))
+    frac = np.minimum(k / warmup_iters, 1.0)
+    return warmup_teacher_temp + (teacher_temp - warmup_teacher_temp) * frac
 
 
 @dataclass
@@ -237,13 +250,18 @@ def cancel_last_layer_grads(model: nn.Module, it: int, freeze_iters: int) -> Non
             p.grad = None
 
 
-@register
 class DINO(Method):
     kind = "dino"
     Config = DinoConfig
     stat_names = ("teacher_entropy", "kl_teacher_student")
     log_columns = ("teacher_temp", "momentum", "teacher_entropy", "kl_teacher_student", "center_norm")
     min_views = 2  # the 2 global views (the teacher's), then any local views
+    local_views = True
+    export_file = TEACHER_BACKBONE
+
+    @classmethod
+    def view_defaults(cls, image_size: int) -> dict:
+        return {**super().view_defaults(image_size), "local_size": max(8, image_size // 2)}
 
     @classmethod
     def build(cls, cfg: DinoConfig, backbone_spec: dict, n_views: int) -> "DINO":
@@ -255,20 +273,21 @@ class DINO(Method):
         with torch.no_grad():
             teacher_out = self.teacher(views[:2])  # only the 2 global views go through the teacher
         student_out, features = model(views, return_features=True)
-        loss = self.criterion(student_out, teacher_out, float(sched.teacher_temp[it]))
+        loss = self.criterion(student_out, teacher_out, float(sched.method["teacher_temp"][it]))
         if self.cfg.koleo_weight > 0:  # per global view, as DINOv2
             n = views[0].shape[0]
             loss = loss + self.cfg.koleo_weight * sum(koleo_loss(features[i * n:(i + 1) * n]) for i in range(2))
         return loss, self.criterion.last_stats
 
     def edit_gradients(self, model, it, sched):
-        cancel_last_layer_grads(model, it, sched.freeze_last_layer_iters)
+        cancel_last_layer_grads(model, it, sched.method["freeze_last_layer_iters"])
 
     def after_step(self, model, it, sched):
-        ema_update(self.teacher, model, float(sched.momentum[it]))
+        ema_update(self.teacher, model, float(sched.method["momentum"][it]))
 
     def epoch_row(self, sched, last_it, stats):
-        return {"teacher_temp": float(sched.teacher_temp[last_it]), "momentum": float(sched.momentum[last_it]),
+        own = sched.method
+        return {"teacher_temp": float(own["teacher_temp"][last_it]), "momentum": float(own["momentum"][last_it]),
                 **stats, "center_norm": self.criterion.center.norm().item()}
 
     def describe(self, row):
@@ -287,21 +306,3 @@ class DINO(Method):
     def modules(self):
         return {"student": self.model, "teacher": self.teacher, "loss": self.criterion}
 
-
-def train_step(student: nn.Module, teacher: nn.Module, dino_loss: DINOLoss, optimizer: torch.optim.Optimizer,
-               crops: list[torch.Tensor], it: int, sched, cfg: DinoConfig,
-               precision=None) -> dict[str, float]:
-    """One DINO iteration at global iteration ``it``; returns loss and collapse signals.
-    ``precision``: a medssl.runtime.MixedPrecision (none: fp32)."""
-    from medssl.ssl.trainer import training_step
-
-    return training_step(DINO(cfg, student, dino_loss, teacher), student, optimizer, crops, it, sched, cfg, precision)
-
-
-def train_dino(cfg: DinoConfig, backbone_spec: dict, dataset: Dataset,
-               augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
-               out_dir: Path, log: logging.Logger | None = None, **kwargs) -> Path:
-    """Pretrain with DINO; returns ``out_dir/teacher_backbone.pt`` (see :func:`trainer.train`)."""
-    from medssl.ssl.trainer import train
-
-    return train(DINO, cfg, backbone_spec, dataset, augment, out_dir, log, **kwargs)

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from medssl.ssl.base import get_method
 from medssl.ssl.collapse import CollapseConfig, CollapseError, failure_message
 from medssl.ssl.distributed import rank_world
-from medssl.ssl.trainer import HEALTH, backbone_file, resolve_device, train
+from medssl.ssl.kinds import get_method
+from medssl.ssl.trainer import HEALTH, resolve_device, train
 
 RUN_SPEC = "run.json"
 
@@ -31,22 +31,20 @@ def parse_spec(spec: dict):
     naming the config section, before any data is read or model built."""
     from medssl.augment import MultiCropConfig
 
-    method = get_method(spec.get("kind", "dino"))
+    method = get_method(spec.get("kind"))
     try:
         cfg = method.Config.from_dict(spec.get("params") or {})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"methods.<name>.params ({method.kind}): {exc}") from None
     aug = {**method.augmentation_defaults, **(spec.get("augmentation") or {})}
     if spec.get("image_size"):  # unless set, views follow the dataset's size (the embedding stage's)
-        size = int(spec["image_size"])
-        aug.setdefault("global_size", size)
-        if method.kind == "dino":
-            aug.setdefault("local_size", max(8, size // 2))
+        for key, value in method.view_defaults(int(spec["image_size"])).items():
+            aug.setdefault(key, value)
     try:
         aug_cfg = MultiCropConfig.from_dict(aug)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"methods.<name>.augmentation ({method.kind}): {exc}") from None
-    if method.kind != "dino" and aug_cfg.n_local:
+    if not method.local_views and aug_cfg.n_local:
         raise ValueError(f"methods.<name>.augmentation.n_local: {method.kind} uses the 2 global views only, "
                          f"got n_local={aug_cfg.n_local}")
     try:
@@ -165,7 +163,7 @@ def launch_pretraining(spec: dict, gpus: int = 1, nodes: int = 1, mpi: str | Non
             raise CollapseError(failure_message(cfg.label, h["failed"], f"epoch {h['epoch']}"))
         raise RuntimeError(f"distributed {cfg.label} training failed (exit status {proc.returncode}); "
                            f"each rank's error is in the log above")
-    output = Path(spec["output"]) if spec.get("output") else work_dir / backbone_file(method)
+    output = Path(spec["output"]) if spec.get("output") else work_dir / method.export_file
     if not output.exists():
         raise RuntimeError(f"distributed {cfg.label} training ended without writing {output}")
     return output

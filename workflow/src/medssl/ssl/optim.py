@@ -10,19 +10,20 @@ import torch.nn as nn
 def param_groups(model: nn.Module, fixed_lr_prefixes: tuple[str, ...] = ()) -> list[dict]:
     """[decayed, not decayed]: biases and 1-D parameters (norms) get no weight decay. Parameters
     whose names start with one of ``fixed_lr_prefixes`` form two more groups in the same order,
-    marked ``fixed_lr``. Even groups are the decayed ones (the trainer relies on it)."""
+    marked ``fixed_lr``. Every group says whether it is ``decayed`` (the trainer schedules its decay)."""
     groups = {(fixed, decayed): [] for fixed in (False, True) for decayed in (True, False)}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decayed = not (name.endswith(".bias") or p.ndim == 1)
         groups[(name.startswith(fixed_lr_prefixes) if fixed_lr_prefixes else False, decayed)].append(p)
-    out = [{"params": groups[(False, True)]}, {"params": groups[(False, False)], "weight_decay": 0.0}]
+    out = [{"params": groups[(False, True)], "decayed": True},
+           {"params": groups[(False, False)], "weight_decay": 0.0, "decayed": False}]
     if fixed_lr_prefixes:
         if not groups[(True, True)] and not groups[(True, False)]:
             raise ValueError(f"no parameter name starts with {fixed_lr_prefixes}")
-        out += [{"params": groups[(True, True)], "fixed_lr": True},
-                {"params": groups[(True, False)], "weight_decay": 0.0, "fixed_lr": True}]
+        out += [{"params": groups[(True, True)], "decayed": True, "fixed_lr": True},
+                {"params": groups[(True, False)], "weight_decay": 0.0, "decayed": False, "fixed_lr": True}]
     return out
 
 
@@ -34,6 +35,15 @@ def build_optimizer(model: nn.Module, cfg, device: torch.device,
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.sgd_momentum)
     return torch.optim.AdamW(groups, fused=bool(cfg.fused_adamw and device.type == "cuda"))
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)``, keeping the group flags that :func:`param_groups` gave
+    ``optimizer``: the loaded groups replace its own, and a state saved without the flags would drop them."""
+    flags = [{k: g[k] for k in ("decayed", "fixed_lr") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, own in zip(optimizer.param_groups, flags):
+        group.update(own)
 
 
 @torch.no_grad()

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from medssl.ssl.backbone import PerViewWrapper, backbone_from_spec, feature_dim
-from medssl.ssl.base import Method, register
+from medssl.ssl.base import Method
 from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
 from medssl.ssl.distributed import gather_rows
+from medssl.ssl.heads import NormalizedProjector, two_view_model
 
 
 @dataclass
@@ -23,23 +22,6 @@ class SimCLRConfig(SmallDataConfig):
     proj_dim: int = 128
 
     label = "SimCLR"
-
-
-def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """Linear → BatchNorm → ReLU → Linear, the head shape every SmallDataSSL projector has."""
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                         nn.Linear(hidden_dim, out_dim))
-
-
-class NormalizedProjector(nn.Module):
-    """SmallDataSSL's SimCLR/DCLW projector; the output is L2-normalised."""
-
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
-        super().__init__()
-        self.mlp = mlp(in_dim, hidden_dim, out_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.mlp(x), dim=-1)
 
 
 def self_mask(n_rows: int, columns: int, offset: int, device: torch.device) -> torch.Tensor:
@@ -67,12 +49,6 @@ class NTXentLoss(nn.Module):
         return (torch.logsumexp(sim, dim=1) - pos.repeat(2)).mean()
 
 
-def two_view_model(cfg, backbone_spec: dict, head_fn) -> PerViewWrapper:
-    backbone = backbone_from_spec(backbone_spec, cfg.drop_path_rate)
-    return PerViewWrapper(backbone, head_fn(feature_dim(backbone)))
-
-
-@register
 class SimCLR(Method):
     kind = "simclr"
     Config = SimCLRConfig

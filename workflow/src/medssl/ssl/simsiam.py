@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medssl.ssl.base import Method, register
+from medssl.ssl.base import Method
 from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
-from medssl.ssl.simclr import mlp, two_view_model
+from medssl.ssl.heads import mlp, two_view_model
 
 
 @dataclass
@@ -68,7 +68,6 @@ class SimSiamLoss(nn.Module):
         return 0.5 * d(p1, z2) + 0.5 * d(p2, z1)
 
 
-@register
 class SimSiam(Method):
     kind = "simsiam"
     Config = SimSiamConfig

@@ -38,7 +38,7 @@ from medssl.ssl.checkpoint import CHECKPOINT, atomic_torch_save, save_checkpoint
 from medssl.ssl.config import TrainConfig, config_hash
 from medssl.ssl.distributed import (epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state,
                                     unwrap)
-from medssl.ssl.optim import build_optimizer, clip_gradients
+from medssl.ssl.optim import build_optimizer, clip_gradients, load_optimizer_state
 from medssl.ssl.schedules import Schedules
 
 TRAIN_LOG = "train_log.csv"
@@ -51,10 +51,6 @@ def log_columns(method: type[Method]) -> list[str]:
     return [*BASE_COLUMNS, *method.log_columns, *collapse.COLLAPSE_COLUMNS, *TIMING_COLUMNS]
 
 
-def backbone_file(method: type[Method]) -> str:
-    return "teacher_backbone.pt" if method.kind == "dino" else "backbone_trained.pt"
-
-
 def resolve_device(device: str, log: logging.Logger | None = None) -> torch.device:
     return runtime.resolve_device(device, "methods.<name>.params.device", "training", log)
 
@@ -64,9 +60,9 @@ def training_step(method: Method, model: nn.Module, optimizer: torch.optim.Optim
                   scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
     """One iteration at global iteration ``it``: the loss and the method's per-step signals.
     ``precision``: the autocast (none: fp32); ``scaler``: its GradScaler (``precision.grad_scaler()``)."""
-    for i, group in enumerate(optimizer.param_groups):  # schedules apply from the very first step
+    for group in optimizer.param_groups:  # schedules apply from the very first step
         group["lr"] = sched.base_lr if group.get("fixed_lr") else float(sched.lr[it])
-        if i % 2 == 0:  # decayed groups (optim.param_groups)
+        if group["decayed"]:  # optim.param_groups
             group["weight_decay"] = float(sched.wd[it])
 
     with precision.autocast() if precision is not None else contextlib.nullcontext():
@@ -174,8 +170,8 @@ def train(method_cls: type[Method], cfg: TrainConfig, backbone_spec: dict, datas
           augment: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]], out_dir: Path,
           log: logging.Logger | None = None, collapse_cfg: collapse.CollapseConfig | None = None,
           identity: dict | None = None) -> Path:
-    """Pretrain ``method_cls`` on ``dataset``; returns the path of the exported backbone state_dict
-    (``out_dir/teacher_backbone.pt`` for DINO, ``out_dir/backbone_trained.pt`` otherwise).
+    """Pretrain ``method_cls`` on ``dataset``; returns the path of the exported backbone state_dict,
+    ``out_dir/<method_cls.export_file>``.
 
     ``dataset`` yields (uint8 image [C,S,S], label). ``augment(images, generator)`` receives the
     uint8 batch [B,C,S,S] on the training device and a CPU generator and returns the views (the
@@ -250,7 +246,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
             raise RuntimeError(f"{ckpt_path} does not belong to this run")
         for name, module in method.modules().items():
             module.load_state_dict(ckpt[name])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_optimizer_state(optimizer, ckpt["optimizer"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, history = ckpt["epoch"], ckpt["history"]
@@ -309,7 +305,7 @@ def _train(method_cls, cfg, backbone_spec, dataset, augment, out_dir, log, colla
                 "run_hash": run_hash, "history": history,
             })
 
-    out_path = out_dir / backbone_file(method_cls)
+    out_path = out_dir / method_cls.export_file
     failures: list[dict] = []
     if is_main:
         # Written again on every call, also when resuming a finished run (nothing left to train).

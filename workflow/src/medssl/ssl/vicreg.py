@@ -11,10 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medssl.ssl.base import Method, register
+from medssl.ssl.base import Method
 from medssl.ssl.config import SMALLDATA_AUGMENTATION, SmallDataConfig
 from medssl.ssl.distributed import gather_rows
-from medssl.ssl.simclr import mlp, two_view_model
+from medssl.ssl.heads import mlp, two_view_model
 
 
 @dataclass
@@ -59,7 +59,6 @@ class VICRegLoss(nn.Module):
         return self.sim_coeff * invariance + self.std_coeff * variance + self.cov_coeff * covariance
 
 
-@register
 class VICReg(Method):
     kind = "vicreg"
     Config = VICRegConfig
