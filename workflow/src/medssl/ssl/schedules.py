@@ -11,7 +11,7 @@ def cosine_schedule(base: float, final: float, epochs: int, iters_per_epoch: int
                     warmup_epochs: float = 0, start_warmup_value: float = 0) -> np.ndarray:
     """Per-iteration values: linear warm-up start→base (both ends included), then cosine base→final.
 
-    The reference code's ``utils.cosine_scheduler`` (REFERENCE 2); fractional warm-up epochs are rounded
+    The reference code's ``utils.cosine_scheduler`` (docs/papers.md, the reference schedules); fractional warm-up epochs are rounded
     to whole iterations. The cosine part never reaches ``final`` exactly.
     """
     total = epochs * iters_per_epoch
