@@ -181,7 +181,8 @@ else:
 sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the checks of this checkout
 from medssl import checks as medssl_checks  # noqa: E402
 
-_config_errors = medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")
+_config_errors = medssl_checks.dataset_errors(config) + medssl_checks.integer_errors(config)
+_config_errors += medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")
 if _config_errors:
     raise ValueError("config errors:\n  " + "\n  ".join(_config_errors))
 

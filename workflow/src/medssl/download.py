@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from medssl.files import skipped, walk
+
 __all__ = ["DownloadError", "ChecksumError", "file_hash", "verify_checksum", "fetch", "unpack",
            "archive_format", "local_path", "check_npz", "check_manual", "manual_instructions"]
 
@@ -334,8 +336,7 @@ def manual_instructions(dataset: str, manual: Mapping) -> str:
 
 def _count_files(folder: Path, extensions: Iterable[str]) -> int:
     exts = {e.lower() for e in extensions}
-    return sum(1 for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts
-               and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sum(1 for p in walk(folder) if p.suffix.lower() in exts)
 
 
 def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> dict[str, int]:
@@ -350,7 +351,7 @@ def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAG
     tolerance = int(manual.get("tolerance", 0))
     problems, found = [], {}
     expected = manual.get("classes") or {}
-    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not skipped(p.name))
     for cls, want in expected.items():
         if not (root / cls).is_dir():
             problems.append(f"class folder {root / cls} is missing")
