@@ -6,9 +6,10 @@ import pandas as pd
 from medssl.checks import check_inside_root
 from medssl.data import (DatasetError, check_images, index_folder, index_npz, index_split_folders, index_unlabeled,
                          read_groups, read_manifest)
-from medssl.runtime import atomic_path, limit_threads, setup_logging
+from medssl.runtime import atomic_path, die_with_snakemake, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
+die_with_snakemake()
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
