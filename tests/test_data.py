@@ -177,6 +177,7 @@ def _touch_png(path: Path, size: int = 8, value: int = 100) -> None:
     Image.fromarray(np.full((size, size, 3), value, np.uint8)).save(path)
 
 
+@pytest.mark.filterwarnings("ignore:.*are not indexed")  # a/notes.txt
 def test_index_folder(tmp_path):
     for rel in ["b/2.png", "b/1.PNG", "a/x.jpg", "a/sub/y.png", "a/notes.txt", "a/.hidden.png"]:
         _touch_png(tmp_path / rel) if not rel.endswith(".txt") else (tmp_path / rel).write_text("x")
@@ -360,7 +361,7 @@ def test_make_splits_errors():
     lab = _labeled({"a": 5, "b": 5})
     with pytest.raises(DatasetError, match="test_fraction"):
         D.make_splits(lab, None, 1.5, 0)
-    with pytest.raises(DatasetError, match="stratify"):
+    with pytest.raises(DatasetError, match="a stratified split needs a test image of each"):
         D.make_splits(_labeled({c: 2 for c in "abcdefgh"}), None, 0.1, 0)
     with pytest.raises(DatasetError, match="'label'"):
         D.make_splits(lab[["image"]], None, 0.2, 0)

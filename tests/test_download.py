@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -149,7 +150,7 @@ def test_disk_full_or_permission_error_names_the_path(site, tmp_path, monkeypatc
 def test_failed_unpack_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     make_zip(tmp_path / "a.zip", CLASSES)
 
-    def killed(archive, into):
+    def killed(archive, into, *_):
         (into / "Kather").mkdir()
         (into / "Kather" / "half.tif").write_bytes(b"x")
         raise KeyboardInterrupt
@@ -285,3 +286,109 @@ def test_shipped_configs_plan_their_downloads_without_data(configs, expected):
 
     counts, _, _ = dry_run("--configfile", *configs)
     assert {rule: counts.get(rule, 0) for rule in expected} == expected
+
+
+# --------------------------------------------------------------------------------------
+# Servers that misbehave, archives that would write where they should not
+# --------------------------------------------------------------------------------------
+
+
+def test_server_that_ignores_range_restarts_the_download(site, tmp_path, caplog):
+    root, base = site
+    data = np.random.default_rng(1).bytes(200_000)
+    (root / "big.bin").write_bytes(data)
+    with caplog.at_level("INFO"):
+        dest = download.fetch(f"{base}/norange/big.bin", tmp_path / "big.bin",
+                              sha256=hashlib.sha256(data).hexdigest(), backoff=0)
+    assert dest.read_bytes() == data  # the half kept from the dropped attempt was not glued to a full body
+    assert Handler.requests == [("/norange/big.bin", None), ("/norange/big.bin", f"bytes={len(data) // 2}-")]
+    assert "does not resume downloads; starting again" in caplog.text
+
+
+def test_server_that_stalls_mid_body_times_out_and_is_retried(site, tmp_path):
+    root, base = site
+    data = np.random.default_rng(2).bytes(100_000)
+    (root / "f.bin").write_bytes(data)
+    dest = download.fetch(f"{base}/stall/f.bin", tmp_path / "f.bin", md5=hashlib.md5(data).hexdigest(),
+                          timeout=0.5, backoff=0)
+    assert dest.read_bytes() == data and [r[0] for r in Handler.requests] == ["/stall/f.bin"] * 2
+
+
+def test_redirect_to_a_file_url_is_refused_and_to_another_host_followed(site, tmp_path, caplog):
+    root, base = site
+    with pytest.raises(DownloadError, match=r"to-file/x.zip failed: HTTP 302 .*file:///etc/passwd' is not allowed"):
+        download.fetch(f"{base}/to-file/x.zip", tmp_path / "x.zip", backoff=0)
+    assert not (tmp_path / "x.zip").exists() and len(Handler.requests) == 1  # not retried
+    (root / "f.bin").write_bytes(b"data" * 100)
+    with caplog.at_level("INFO"):
+        download.fetch(f"{base}/to-host/f.bin", tmp_path / "f.bin", md5=hashlib.md5(b"data" * 100).hexdigest())
+    assert (tmp_path / "f.bin").read_bytes() == b"data" * 100
+    assert f"redirected to http://localhost:{base.rsplit(':', 1)[1]}/files/f.bin" in caplog.text
+
+
+def tar_with(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    with tarfile.open(path, "w") as tf:
+        ok = tarfile.TarInfo("a/ok.png")
+        ok.size = len(png_bytes(1))
+        tf.addfile(ok, io.BytesIO(png_bytes(1)))
+        member.size = len(data)
+        tf.addfile(member, io.BytesIO(data))
+    return path
+
+
+def tar_member(name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: make_zip(d / "a.zip", {"a/ok.png": png_bytes(1), "../escaped.png": b"x"}) and d / "a.zip",
+    lambda d: make_zip(d / "a.zip", {"a/ok.png": png_bytes(1), "/tmp/absolute.png": b"x"}) and d / "a.zip",
+    lambda d: tar_with(d / "a.tar", tar_member("../escaped.png"), b"x"),
+    lambda d: tar_with(d / "a.tar", tar_member("/tmp/absolute.png"), b"x"),
+    lambda d: tar_with(d / "a.tar", tar_member("a/passwd.png", tarfile.SYMTYPE, "/etc/passwd")),
+    lambda d: tar_with(d / "a.tar", tar_member("a/up.png", tarfile.SYMTYPE, "../../../escaped.png")),
+    lambda d: tar_with(d / "a.tar", tar_member("a/hard.png", tarfile.LNKTYPE, "../escaped.png")),
+], ids=["zip-slip", "zip-absolute", "tar-slip", "tar-absolute", "tar-symlink-out", "tar-symlink-up",
+        "tar-hardlink-out"])
+def test_unsafe_archive_member_is_refused_before_anything_is_written(tmp_path, make):
+    archive = make(tmp_path)
+    with pytest.raises(DownloadError, match=r"member '.*' .*: an unsafe archive, not unpacked"):
+        download.unpack(archive, tmp_path / "out" / "data")
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "escaped.png").exists()
+
+
+def test_zip_symlink_member_is_not_unpacked(tmp_path, caplog):
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("a/ok.png", png_bytes(1))
+        link = zipfile.ZipInfo("a/link.png")
+        link.external_attr = (0o120777 << 16)  # a symlink, as `zip -y` stores it
+        zf.writestr(link, "/etc/passwd")
+    out = download.unpack(tmp_path / "a.zip", tmp_path / "out")
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["ok.png"]
+    assert "1 symlink member(s) not unpacked" in caplog.text and "a/link.png" in caplog.text
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_archive_bomb_is_refused_from_its_declared_sizes(tmp_path, monkeypatch, fmt):
+    zeros = bytes(3_000_000)  # compresses to a few kB
+    archive = tmp_path / f"bomb.{fmt}"
+    if fmt == "zip":
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("a/zeros.png", zeros)
+    else:
+        with tarfile.open(archive, "w:gz") as tf:
+            info = tarfile.TarInfo("a/zeros.png")
+            info.size = len(zeros)
+            tf.addfile(info, io.BytesIO(zeros))
+    assert archive.stat().st_size < 100_000
+    writes = []
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda *a, **k: writes.append(a))
+    monkeypatch.setattr(tarfile.TarFile, "extractall", lambda *a, **k: writes.append(a))
+    with pytest.raises(DownloadError, match=r"add up to 3.0 MB unpacked, more than downloads.max_unpacked_gb = 0.001"):
+        download.unpack(archive, tmp_path / "out", max_gb=0.001)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(DownloadError, match=r"add up to 3.0 MB unpacked, but .* has 1.0 MB free; free disk space"):
+        download.unpack(archive, tmp_path / "out")
+    assert writes == [] and not (tmp_path / "out").exists()

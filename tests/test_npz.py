@@ -70,13 +70,12 @@ def test_bad_npz_inputs_name_the_file(tmp_path):
         load_image(tmp_path / "missing.npz" / "train/000000", 8)
 
 
-def test_dicom_of_the_isic_2020_pool_loads(tmp_path):
-    """sparsam's unlabeled ISIC pool is DICOM (RGB, 8 bit); pydicom is a dependency."""
+def write_dicom(path: Path, frames: np.ndarray) -> Path:
+    """An 8-bit RGB DICOM of ``frames`` ([H, W, 3], or [N, H, W, 3] for a multi-frame one)."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    rgb = np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -84,12 +83,20 @@ def test_dicom_of_the_isic_2020_pool_loads(tmp_path):
     ds = pydicom.Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 12, 12, 3, "RGB"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = *frames.shape[-3:-1], 3, "RGB"
     ds.PlanarConfiguration, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 0, 8, 8, 7, 0
-    ds.PixelData = rgb.tobytes()
-    path = tmp_path / "ISIC_2020_Train_DICOM_corrected" / "train" / "ISIC_0000001.dcm"
-    path.parent.mkdir(parents=True)
+    if frames.ndim == 4:
+        ds.NumberOfFrames = len(frames)
+    ds.PixelData = frames.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_of_the_isic_2020_pool_loads(tmp_path):
+    """sparsam's unlabeled ISIC pool is DICOM (RGB, 8 bit); pydicom is a dependency."""
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    path = write_dicom(tmp_path / "ISIC_2020_Train_DICOM_corrected" / "train" / "ISIC_0000001.dcm", rgb)
     pool = pd.DataFrame({"image": ["ISIC_2020_Train_DICOM_corrected/train/ISIC_0000001.dcm"]})
     check_images(pool, tmp_path)
     assert np.array_equal(load_image(path, 12), rgb)

@@ -182,7 +182,8 @@ else:
 # --- plan-time checks of what the config names (medssl.checks; imports sklearn and timm lazily) ---
 from medssl import checks as medssl_checks  # noqa: E402
 
-_config_errors = medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")
+_config_errors = medssl_checks.dataset_errors(config) + medssl_checks.integer_errors(config)
+_config_errors += medssl_checks.config_errors(config, cache=".snakemake/medssl/config_checks.txt")
 if _config_errors:
     raise ValueError("config errors:\n  " + "\n  ".join(_config_errors))
 

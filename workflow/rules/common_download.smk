@@ -3,7 +3,7 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
-DOWNLOAD_SETTINGS = {"dir": "data/downloads", "keep_archives": True, "retries": 5, "timeout": 60,
+DOWNLOAD_SETTINGS = {"dir": "data/downloads", "keep_archives": True, "retries": 5, "timeout": 60, "max_unpacked_gb": 100,
                      **config.get("downloads", {})}
 
 

@@ -88,6 +88,7 @@ rule unpack_archive:
         unpacked=_paths(UNPACKED),
     params:
         unpack=lambda wc: _item(UNPACKED[wc.unpacked])["unpack"],
+        max_gb=DOWNLOAD_SETTINGS["max_unpacked_gb"],
     localrule: True
     conda:
         "../../envs/sklearn.yaml"

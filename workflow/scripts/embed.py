@@ -6,11 +6,12 @@ from pathlib import Path
 from medssl.checks import check_disjoint, check_finite
 from medssl.data import read_split
 from medssl.embed import embed_split
-from medssl.runtime import default_num_workers, limit_threads, resolve_device, setup_logging
+from medssl.runtime import default_num_workers, die_with_snakemake, limit_threads, resolve_device, setup_logging
 from medssl.pretrained import preprocessing
 from medssl.ssl import load_backbone
 
 log = setup_logging(snakemake.log[0])
+die_with_snakemake()
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 device = resolve_device("auto", "embedding device", "extracting embeddings", log)
@@ -24,11 +25,14 @@ else:
               "normalize": snakemake.params.normalize}
 frames = {split: read_split(snakemake.input[split]) for split in ["labeled_train", "test"]}
 check_disjoint({snakemake.input[split]: frame["image"] for split, frame in frames.items()})
+embeddings = {}
 for split, frame in frames.items():
     emb = embed_split(backbone, frame, snakemake.params.image_root, ds["classes"], images["image_size"],
                       images["channels"], images["normalize"], resample=images["resample"], device=device,
                       num_workers=min(default_num_workers(), snakemake.threads),
                       precision=snakemake.params.precision)
     check_finite(emb.features, emb.images, f"{split} embeddings of {snakemake.input.backbone}")
-    emb.save(snakemake.output[split])
+    embeddings[split] = emb
     log.info("%s: %s features", split, emb.features.shape)
+for split, emb in embeddings.items():  # both or neither: an interrupted job leaves no half pair
+    emb.save(snakemake.output[split])

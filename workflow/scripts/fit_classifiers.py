@@ -5,9 +5,10 @@ import pandas as pd
 from medssl.checks import check_disjoint, check_finite
 from medssl.classify import Embeddings, restrict_classes
 from medssl.fit_sweep import run_sweep
-from medssl.runtime import atomic_path, limit_threads, setup_logging, write_json
+from medssl.runtime import atomic_path, die_with_snakemake, limit_threads, setup_logging, write_json
 
 log = setup_logging(snakemake.log[0])
+die_with_snakemake()
 limit_threads(1)  # each of the job's `threads` workers runs single-threaded BLAS
 wc = snakemake.wildcards
 params = snakemake.params

@@ -4,11 +4,12 @@ from pathlib import Path
 import pandas as pd
 
 from medssl.checks import check_inside_root
-from medssl.data import (DatasetError, check_images, index_folder, index_npz, index_split_folders, read_groups,
-                         read_manifest)
-from medssl.runtime import atomic_path, limit_threads, setup_logging
+from medssl.data import (DatasetError, check_images, index_folder, index_npz, index_split_folders, index_unlabeled,
+                         read_groups, read_manifest)
+from medssl.runtime import atomic_path, die_with_snakemake, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
+die_with_snakemake()
 limit_threads(snakemake.threads)
 ds = snakemake.params.dataset
 source = ds["source"]
@@ -23,11 +24,7 @@ elif source["kind"] == "folder" and source.get("split_folders"):  # root/{train,
 elif source["kind"] == "folder":
     manifest = index_folder(root, ds["classes"])
     if source.get("unlabeled_root"):
-        unlabeled = index_folder(Path(source["unlabeled_root"]).parent, [Path(source["unlabeled_root"]).name])
-        unlabeled["image"] = [str(Path(source["unlabeled_root"]).parent.joinpath(p).relative_to(root, walk_up=True))
-                              for p in unlabeled["image"]]
-        unlabeled["label"] = pd.NA
-        manifest = pd.concat([manifest, unlabeled], ignore_index=True)
+        manifest = pd.concat([manifest, index_unlabeled(source["unlabeled_root"], root)], ignore_index=True)
 else:
     manifest = read_manifest(Path(source["manifest"]))
     check_inside_root(manifest["image"].tolist(), root, source["manifest"])

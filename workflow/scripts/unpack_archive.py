@@ -5,4 +5,4 @@ from medssl.runtime import setup_logging
 log = setup_logging(snakemake.log[0])
 spec = snakemake.params.unpack
 unpack(snakemake.input.archive, snakemake.output.folder, member=spec.get("member"), links=spec.get("links", []),
-       log=log)
+       log=log, max_gb=snakemake.params.max_gb)

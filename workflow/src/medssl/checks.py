@@ -142,6 +142,11 @@ def check_splits(paths: Mapping[str, str | Path], manifest, root: str | Path, cl
     import pandas as pd
 
     splits = {name: read_split(Path(path), labeled=name != "unlabeled_train") for name, path in paths.items()}
+    for name in ("labeled_train", "test"):
+        if splits[name].empty:
+            raise _dataset_error(f"{paths[name]}: no images; a split without images leaves nothing to "
+                                 f"{'train' if name == 'labeled_train' else 'score'} on: list its images, or delete "
+                                 "the split files to have them made from split.seed")
     for name, frame in splits.items():
         check_inside_root(frame["image"].tolist(), root, str(paths[name]), allowed)
     check_disjoint({str(paths[name]): frame["image"] for name, frame in splits.items()}, "split files")
@@ -170,24 +175,70 @@ def dataset_fingerprint(files: Iterable[str | Path]) -> str:
 
 
 def source_files(source: Mapping) -> list[str]:
-    """The files a dataset source is read from: the manifest, or every file under a folder."""
+    """The files a dataset source is read from: the manifest, or every file under a folder
+    (:func:`medssl.files.walk`, which refuses a symlink loop here, while Snakemake plans)."""
     if source["kind"] == "manifest":
         return [source["manifest"]]
     if source["kind"] == "npz":
         return [source["path"]]
     if source["kind"] != "folder":
         return []
-    files = []
-    for top in [source["root"], source.get("unlabeled_root")]:
-        for dirpath, dirnames, filenames in os.walk(top or "", followlinks=True) if top else []:
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            files += [os.path.join(dirpath, f) for f in filenames if not f.startswith(".")]
-    return files
+    from medssl.files import walk
+
+    return [str(p) for p in walk(*[top for top in (source["root"], source.get("unlabeled_root")) if top])]
 
 
 # --------------------------------------------------------------------------------------------
 # Plan-time config checks
 # --------------------------------------------------------------------------------------------
+
+
+def dataset_errors(config: Mapping) -> list[str]:
+    """Dataset keys the schema cannot check, naming the key: a root that is the whole file system
+    (or, for a folder source, holds the working directory, whose results/ indexing would walk and
+    every run would change), and class names the readers would not find (surrounding spaces, which
+    CSV readers strip; for a folder source, a name that is no single visible folder name)."""
+    from medssl.files import skipped
+
+    errors = []
+    cwd = os.path.realpath(".")
+    for name, ds in config["datasets"].items():
+        source, key = ds["source"], f"datasets.{name}"
+        for field in ("root", "unlabeled_root"):
+            value = source.get(field)
+            if value is None:
+                continue
+            real = os.path.realpath(value) if value.strip() else ""
+            if not real or real == os.path.realpath(os.sep):
+                errors.append(f"{key}.source.{field}: {value!r} is {'empty' if not real else 'the whole file system'}; "
+                              "give the folder of the dataset itself")
+            elif source["kind"] == "folder" and (cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep)):
+                errors.append(f"{key}.source.{field}: {value!r} holds the working directory {cwd}, where the workflow "
+                              "writes results/ and splits/ (indexing would walk them, and each run would change the "
+                              "dataset); give the folder of the dataset itself")
+        for cls in ds["classes"]:
+            if not cls.strip() or cls != cls.strip():
+                errors.append(f"{key}.classes: {cls!r} is empty or starts or ends with a space, which the CSV readers "
+                              "strip; write the class name without them")
+            elif source["kind"] == "folder" and ("/" in cls or "\\" in cls or skipped(cls)):
+                errors.append(f"{key}.classes: {cls!r} is not a folder name indexing reads (a folder source's classes "
+                              "are the visible folders directly under source.root: no '/', no leading '.', not "
+                              "__MACOSX); rename the folder and the class")
+    return errors
+
+
+def integer_errors(config: Mapping) -> list[str]:
+    """Budgets and seeds written as floats (``10.0``): the schema takes them for integers, but they
+    would name output paths (``budget_10.0``) that no rule makes."""
+    lists = {"evaluation.budgets": config["evaluation"]["budgets"], "evaluation.seeds": config["evaluation"]["seeds"],
+             "evaluation.health.budgets": (config["evaluation"].get("health") or {}).get("budgets") or []}
+    for arm in ("supervised", "linear_layer"):
+        for field in ("budgets", "seeds"):
+            lists[f"baselines.{arm}.{field}"] = (config.get("baselines") or {}).get(arm, {}).get(field) or []
+    for figure in ("confusion", "comparison"):
+        lists[f"figures.{figure}.budget"] = [(config.get("figures") or {}).get(figure, {}).get("budget")]
+    return [f"{key}: {value!r} is not an integer as written; write {int(value)}"
+            for key, values in lists.items() for value in values if isinstance(value, float)]
 
 
 ESTIMATOR_PACKAGES = ("sklearn", "medssl")

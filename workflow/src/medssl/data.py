@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import tempfile
+import unicodedata
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageFile, ImageFilter
+from PIL import Image, ImageFilter
+
+from medssl import images
+from medssl.errors import DatasetError
+from medssl.files import skipped, walk
 
 __all__ = [
     "DatasetError",
@@ -43,6 +48,7 @@ __all__ = [
     "SYNTHETIC_MARROW_DEFAULT_COUNTS",
     "generate_synthetic_marrow",
     "index_folder",
+    "index_unlabeled",
     "read_manifest",
     "read_groups",
     "read_split",
@@ -60,10 +66,6 @@ __all__ = [
 
 SPLIT_NAMES = ("labeled_train", "unlabeled_train", "test")
 DEFAULT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
-
-
-class DatasetError(ValueError):
-    """Bad input data: the message names the file, the config key or the class."""
 
 
 # --------------------------------------------------------------------------------------
@@ -510,42 +512,73 @@ def index_folder(
     """Index ``root/<class>/**/<image>`` into a DataFrame(image, label).
 
     ``image`` is the POSIX path relative to ``root``; rows are sorted by
-    (label, image).  Hidden files/folders (leading ``.``) and files directly in
-    ``root`` are ignored.  With ``class_names``, folders must match exactly:
-    missing and extra class folders are both errors, named in the message.
+    (label, image).  Files directly in ``root`` and names :func:`medssl.files.skipped` (hidden,
+    ``__MACOSX``) are ignored; symlinks are followed (:func:`medssl.files.walk`).  With
+    ``class_names``, folders must match exactly (compared in Unicode NFC, as a macOS archive may
+    spell them decomposed): missing and extra class folders are both errors, named in the message.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder does not exist or is not a directory")
-    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if class_names is not None:
-        class_names = list(class_names)
-        missing = [c for c in class_names if c not in folders]
-        extra = [f for f in folders if f not in class_names]
+    exts = _extensions(extensions)
+    on_disk = {_nfc(p.name): p.name for p in sorted(root.iterdir()) if p.is_dir() and not skipped(p.name)}
+    if class_names is None:
+        folders = {name: name for name in on_disk.values()}
+    else:
+        wanted = {_nfc(c): c for c in class_names}
+        missing = [c for key, c in wanted.items() if key not in on_disk]
+        extra = [name for key, name in on_disk.items() if key not in wanted]
         problems = []
         if missing:
             problems.append(f"missing class folder(s) {missing}")
         if extra:
             problems.append(f"unexpected folder(s) not in class_names {extra}")
         if problems:
-            raise DatasetError(f"{root}: " + "; ".join(problems))
-        folders = class_names
+            raise DatasetError(f"{root}: " + "; ".join(problems) + ". The class folders must be the dataset's "
+                               "`classes`: correct a misspelt name, add the class to `classes`, or move the "
+                               "folder out of the dataset root")
+        folders = {c: on_disk[key] for key, c in wanted.items()}
     if not folders:
         raise DatasetError(f"{root}: no class sub-folders found")
+    found: dict[str, list[str]] = {name: [] for name in folders.values()}
+    ignored: dict[str, int] = {}
+    for path in walk(*(root / name for name in folders.values())):
+        rel = path.relative_to(root)
+        kind = rel.suffix.lower()
+        if kind in exts:
+            found[rel.parts[0]].append(rel.as_posix())
+        else:
+            ignored[kind or rel.name] = ignored.get(kind or rel.name, 0) + 1
+    if ignored:
+        warnings.warn(f"{root}: {sum(ignored.values())} file(s) in the class folders are not indexed, their names "
+                      f"not ending in {sorted(exts)}: {dict(sorted(ignored.items()))}", stacklevel=2)
     rows = []
-    for cls in folders:
-        files = sorted(
-            p.relative_to(root).as_posix()
-            for p in (root / cls).rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in exts
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        )
-        if not files:
-            raise DatasetError(f"{root / cls}: class folder {cls!r} contains no images ({sorted(exts)})")
-        rows.extend((f, cls) for f in files)
+    for cls, name in folders.items():
+        if not found[name]:
+            raise DatasetError(f"{root / name}: class folder {cls!r} contains no images ({sorted(exts)})")
+        rows.extend((f, cls) for f in sorted(found[name]))
     return pd.DataFrame(rows, columns=["image", "label"])
+
+
+def index_unlabeled(folder: Path, root: Path, extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> pd.DataFrame:
+    """Every image below ``folder`` (``source.unlabeled_root``) -> DataFrame(image, label ""), the image
+    paths relative to the dataset ``root`` (``../unlabeled/x.png`` for a folder beside it)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: source.unlabeled_root does not exist or is not a directory")
+    exts = _extensions(extensions)
+    found = sorted(Path(os.path.relpath(p, root)).as_posix() for p in walk(folder) if p.suffix.lower() in exts)
+    if not found:
+        raise DatasetError(f"{folder}: source.unlabeled_root contains no images ({sorted(exts)})")
+    return pd.DataFrame({"image": found, "label": ""})
+
+
+def _extensions(extensions: Sequence[str]) -> set[str]:
+    return {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def index_split_folders(root: Path, class_names: Sequence[str]) -> pd.DataFrame:
@@ -660,33 +693,6 @@ def write_split(df: pd.DataFrame, csv_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _import_pydicom(path: Path):
-    try:
-        import pydicom  # type: ignore[import-not-found]
-    except ImportError as e:
-        raise DatasetError(f"{path}: reading DICOM (.dcm) files needs pydicom (pip install pydicom)") from e
-    return pydicom
-
-
-def _dicom_to_uint8(path: Path) -> np.ndarray:
-    pydicom = _import_pydicom(path)
-    ds = pydicom.dcmread(str(path))
-    arr = np.asarray(ds.pixel_array)
-    photometric = str(getattr(ds, "PhotometricInterpretation", "")).upper()
-    if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        arr = arr[0]  # multi-frame: first frame
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
-    already_8bit = arr.dtype == np.uint8 and slope == 1.0 and intercept == 0.0
-    arr = arr.astype(np.float64) * slope + intercept
-    if not already_8bit:  # scale the stored range to 0..255
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    if photometric == "MONOCHROME1":
-        arr = 255.0 - arr
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-
-
 def _verify(path: Path) -> str | None:
     """None if the file exists and decodes, else a short reason."""
     member = _npz_member(path)
@@ -696,21 +702,7 @@ def _verify(path: Path) -> str | None:
         except DatasetError as e:
             return str(e)
         return None
-    if not path.is_file():
-        return "missing"
-    if path.suffix.lower() == ".dcm":
-        _import_pydicom(path)
-        try:
-            _dicom_to_uint8(path)
-        except Exception as e:  # noqa: BLE001 - any decoder failure means a bad file
-            return f"cannot decode ({type(e).__name__})"
-        return None
-    try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as e:  # noqa: BLE001
-        return f"cannot decode ({type(e).__name__})"
-    return None
+    return images.problem(path)
 
 
 def check_images(df: pd.DataFrame, root: Path, class_names: Sequence[str] | None = None) -> None:
@@ -752,31 +744,9 @@ def load_image(path: Path, image_size: int, channels: int = 3,
     """
     if channels not in (1, 3):
         raise DatasetError(f"channels must be 1 or 3, got {channels!r}")
-    path = Path(path)
-    ImageFile.LOAD_TRUNCATED_IMAGES = True
-    mode = "L" if channels == 1 else "RGB"
-    member = _npz_member(path)
-    if member is not None:
-        im = Image.fromarray(_npz_image(*member))
-    elif path.suffix.lower() == ".dcm":
-        arr = _dicom_to_uint8(path)
-        if arr.ndim == 3 and arr.shape[-1] == 4:
-            arr = arr[..., :3]
-        im = Image.fromarray(arr)
-    else:
-        try:
-            im = Image.open(path)
-            im.load()
-        except FileNotFoundError as e:
-            raise DatasetError(f"{path}: image file not found") from e
-        except Exception as e:  # noqa: BLE001
-            raise DatasetError(f"{path}: cannot decode image ({e})") from e
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
-        im = Image.fromarray(np.rint(a).astype(np.uint8), mode="L")
-    im = im.convert(mode)
+    member = _npz_member(Path(path))
+    im = Image.fromarray(_npz_image(*member)) if member is not None else images.read(path)
+    im = images.convert(im, "L" if channels == 1 else "RGB")
     if im.size != (image_size, image_size):
         im = im.resize((image_size, image_size), resample)
     arr = np.array(im, dtype=np.uint8)  # writable copy (torch.from_numpy needs one)
@@ -919,20 +889,27 @@ def make_splits(
         )
     keep = lab[~lab["label"].isin(rare)]
     if keep.empty:
-        train, test = lab.iloc[0:0], lab.iloc[0:0]
-    else:
-        try:
-            if groups is None:
-                train, test = train_test_split(
-                    keep, test_size=float(test_fraction), random_state=seed, stratify=keep["label"]
-                )
-            else:
-                train, test = _grouped_split(keep, groups, float(test_fraction), seed)
-        except ValueError as e:
-            raise DatasetError(
-                f"make_splits: cannot stratify {len(keep)} images over {keep['label'].nunique()} "
-                f"classes with test_fraction={test_fraction} ({e})"
-            ) from e
+        raise DatasetError(f"make_splits: no class has 2 or more labeled images ({rare[:10]} have 1): the test "
+                           "split would be empty; add images")
+    n_test, n_classes = math.ceil(float(test_fraction) * len(keep)), keep["label"].nunique()  # sklearn's rounding
+    if groups is None and n_test < n_classes:
+        smallest = ", ".join(f"{c}: {n}" for c, n in counts[counts >= 2].sort_values().head(5).items())
+        raise DatasetError(
+            f"make_splits: test_fraction={test_fraction} puts {n_test} of the {len(keep)} images in the test split, "
+            f"fewer than the {n_classes} classes, and a stratified split needs a test image of each: set "
+            f"split.test_fraction to at least {math.ceil(100 * n_classes / len(keep)) / 100:g}, or add images "
+            f"(smallest classes {smallest})")
+    try:
+        if groups is None:
+            train, test = train_test_split(keep, test_size=float(test_fraction), random_state=seed,
+                                           stratify=keep["label"])
+        else:
+            train, test = _grouped_split(keep, groups, float(test_fraction), seed)
+    except ValueError as e:
+        raise DatasetError(
+            f"make_splits: cannot stratify {len(keep)} images over {n_classes} classes with "
+            f"test_fraction={test_fraction} ({e}); change split.test_fraction or add images"
+        ) from e
     train = pd.concat([train, lab[lab["label"].isin(rare)]])
     train = train.sort_values("image", kind="stable").reset_index(drop=True)
     test = test.sort_values("image", kind="stable").reset_index(drop=True)

@@ -21,6 +21,7 @@ import http.client
 import logging
 import os
 import shutil
+import stat
 import tarfile
 import time
 import urllib.error
@@ -31,12 +32,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from medssl.files import skipped, walk
+
 __all__ = ["DownloadError", "ChecksumError", "file_hash", "verify_checksum", "fetch", "unpack",
            "archive_format", "local_path", "check_npz", "check_manual", "manual_instructions"]
 
 _CHUNK = 1 << 20
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")  # archive debris that would become a "class" folder
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
+MAX_UNPACKED_GB = 100.0  # downloads.max_unpacked_gb; the largest shipped archive (ISIC 2020's DICOMs) is 23 GB
 
 
 class DownloadError(RuntimeError):
@@ -176,6 +180,8 @@ def _fetch_into(url: str, part: Path, timeout: float, log: logging.Logger) -> No
             return
         raise
     with response:
+        if response.geturl() != url:  # the checksum, not the host, vouches for the file
+            log.info("%s: redirected to %s", url, response.geturl())
         resumed = start > 0 and response.status == 206
         if start and not resumed:
             log.info("%s: the server does not resume downloads; starting again", url)
@@ -228,25 +234,71 @@ def archive_format(path: str | os.PathLike) -> str:
     raise DownloadError(f"{path}: unknown archive type (expected .zip, .tar[.gz|.bz2|.xz], .tgz or .npz)")
 
 
-def _extract(archive: Path, into: Path) -> None:
+def _check_size(archive: Path, total: int, into: Path, max_gb: float) -> None:
+    """Refuse an archive whose members add up to more than ``max_gb`` or than the free disk space,
+    before anything is written. The declared sizes bound what is written: zipfile stops a member at
+    its size in the central directory, and a tar member's size is its header's."""
+    if total > max_gb * 1e9:
+        raise DownloadError(f"{archive}: its files add up to {_gb(total)} unpacked, more than "
+                            f"downloads.max_unpacked_gb = {max_gb:g}: a zip bomb, or a bigger data set than "
+                            "expected; raise downloads.max_unpacked_gb if you trust the archive. Nothing was unpacked")
+    free = shutil.disk_usage(into).free
+    if total > free:
+        raise DownloadError(f"{archive}: its files add up to {_gb(total)} unpacked, but {into.parent} has "
+                            f"{_gb(free)} free; free disk space and re-run. Nothing was unpacked")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _unsafe(archive: Path, name: str, why: str) -> DownloadError:
+    return DownloadError(f"{archive}: member {name!r} {why}: an unsafe archive, not unpacked; check where it came "
+                         "from (a tampered or wrong file)")
+
+
+def _extract(archive: Path, into: Path, max_gb: float, log: logging.Logger) -> None:
+    """Every check runs on the member list before the first file is written: paths leaving
+    ``into`` (absolute, ``..``, links pointing out), the total size."""
+    def inside(names: Iterable[str]) -> None:
+        for name in names:
+            if not (into / name).resolve().is_relative_to(into.resolve()):
+                raise _unsafe(archive, name, "points outside the archive folder (an absolute path or '..')")
+
     if archive_format(archive) == "zip":
         with zipfile.ZipFile(archive) as zf:
-            for name in zf.namelist():
-                target = (into / name).resolve()
-                if not target.is_relative_to(into.resolve()):
-                    raise DownloadError(f"{archive}: member {name!r} points outside the archive folder")
-            zf.extractall(into)
+            members = zf.infolist()
+            inside(i.filename for i in members)
+            # zipfile writes a symlink member as a small file holding the link's target: never an image
+            links = [i.filename for i in members if stat.S_ISLNK(i.external_attr >> 16)]
+            if links:
+                log.warning("%s: %d symlink member(s) not unpacked (a zip link is not a file): %s", archive,
+                            len(links), links[:5])
+            members = [i for i in members if i.filename not in links]
+            _check_size(archive, sum(i.file_size for i in members), into, max_gb)
+            zf.extractall(into, members)
     else:
         with tarfile.open(archive) as tf:
-            tf.extractall(into, filter="data")  # refuses absolute paths, .. and device files
+            members = tf.getmembers()
+            inside(m.name for m in members)
+            for member in members:
+                try:
+                    tarfile.data_filter(member, str(into))  # links pointing out, device files
+                except tarfile.FilterError as err:
+                    raise _unsafe(archive, member.name, f"is refused by tarfile's data filter ({err})") from err
+            _check_size(archive, sum(m.size for m in members if m.isfile()), into, max_gb)
+            tf.extractall(into, members, filter="data")
 
 
 def unpack(archive: str | os.PathLike, to: str | os.PathLike, member: str | None = None,
-           links: Iterable[str | os.PathLike] = (), log: logging.Logger | None = None) -> Path:
+           links: Iterable[str | os.PathLike] = (), log: logging.Logger | None = None,
+           max_gb: float = MAX_UNPACKED_GB) -> Path:
     """Extract ``archive`` (or only its folder ``member``) to the folder ``to``, atomically.
 
     Archive debris (``__MACOSX``, ``.DS_Store``) is dropped. ``links``: extra paths made symlinks to
-    ``to`` (e.g. a second name the split files use for the same images).
+    ``to`` (e.g. a second name the split files use for the same images). An archive with a member
+    that would land outside ``to``, or whose files add up to more than ``max_gb`` GB or the free
+    disk space, is refused before anything is written.
     """
     log = log or logging.getLogger(__name__)
     archive, to = Path(archive), Path(to)
@@ -262,7 +314,7 @@ def unpack(archive: str | os.PathLike, to: str | os.PathLike, member: str | None
     try:
         log.info("unpacking %s into %s", archive, to)
         try:
-            _extract(archive, tmp)
+            _extract(archive, tmp, max_gb, log)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
             raise DownloadError(f"{archive}: not a valid {fmt} archive ({err}); delete it and re-run") from err
         except OSError as err:
@@ -334,8 +386,7 @@ def manual_instructions(dataset: str, manual: Mapping) -> str:
 
 def _count_files(folder: Path, extensions: Iterable[str]) -> int:
     exts = {e.lower() for e in extensions}
-    return sum(1 for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts
-               and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sum(1 for p in walk(folder) if p.suffix.lower() in exts)
 
 
 def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> dict[str, int]:
@@ -350,7 +401,7 @@ def check_manual(dataset: str, manual: Mapping, extensions: Iterable[str] = IMAG
     tolerance = int(manual.get("tolerance", 0))
     problems, found = [], {}
     expected = manual.get("classes") or {}
-    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not skipped(p.name))
     for cls, want in expected.items():
         if not (root / cls).is_dir():
             problems.append(f"class folder {root / cls} is missing")
