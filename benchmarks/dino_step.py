@@ -3,7 +3,7 @@ DINO of a shipped config.
 
     python benchmarks/dino_step.py --preset demo --threads 1
     python benchmarks/dino_step.py --preset paper                     # a GPU
-    python benchmarks/dino_step.py --configfile config/medmnist.yaml --dataset pathmnist
+    python benchmarks/dino_step.py --configfile config/paper.yaml config/presets/small_data_dino.yaml --dataset endo
     python benchmarks/dino_step.py --preset paper --batch 64 --out-dim 4096
 
 The job is a config's ``methods.<method>`` (default ``dino``) on one of its datasets, as the trainer gets it
