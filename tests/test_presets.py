@@ -136,3 +136,19 @@ def test_small_data_presets_overlay_the_demo_config_and_pass_the_plan_time_check
     assert entry["kind"] == method and {"dino", "random_init"} <= set(merged["methods"])
     _, params, views, _ = parse_spec({**entry, "image_size": 32})
     assert params.epochs <= 20 and views.global_size == 32 and views.rotation_degrees == 0
+
+
+def test_views_a_vit_cannot_cut_into_patches_are_refused_at_planning():
+    """28-px MedMNIST images with 4-px patches: the default local view (half the image, 14 px) is no
+    multiple of the patch, and timm would refuse the first batch; config/medmnist.yaml sets 12 px."""
+    from medssl.checks import view_size_errors
+
+    config = load("medmnist.yaml")
+    assert view_size_errors(config) == []
+    del config["methods"]["dino"]["augmentation"]["local_size"]
+    errors = view_size_errors(config)
+    assert len(errors) == len(config["datasets"])
+    assert all(e.startswith("methods.dino.augmentation.local_size: 14-px views of datasets.") and
+               "backbone.kwargs.patch_size 4; set local_size to a multiple of 4" in e for e in errors)
+    config["backbone"]["kwargs"]["dynamic_img_pad"] = True  # timm pads such views itself
+    assert view_size_errors(config) == []

@@ -332,6 +332,35 @@ def method_errors(name: str, method: Mapping, image_size: int | None = None) -> 
     return []
 
 
+def view_size_errors(config: Mapping) -> list[str]:
+    """Views a ViT cannot cut into patches: with ``backbone.kwargs.patch_size`` set (and no
+    ``dynamic_img_pad``), every trained method's global and local view size, as each dataset resolves
+    it, must be a multiple of the patch size (timm refuses the first batch otherwise)."""
+    from medssl.ssl.kinds import KINDS
+    from medssl.ssl.launch import parse_spec
+
+    kwargs = config["backbone"].get("kwargs") or {}
+    patch = kwargs.get("patch_size")
+    if not isinstance(patch, int) or kwargs.get("dynamic_img_pad"):
+        return []
+    errors = []
+    for d, ds in config["datasets"].items():
+        for name, method in config["methods"].items():
+            if method["kind"] not in KINDS:
+                continue
+            try:
+                aug = parse_spec({**with_dataset_params(method, ds, name), "image_size": ds.get("image_size")})[2]
+            except (ValueError, TypeError):
+                continue  # reported by method_errors
+            sizes = {"global_size": aug.global_size, "local_size": aug.local_size if aug.n_local else None}
+            for key, size in sizes.items():
+                if size and size % patch:
+                    errors.append(f"methods.{name}.augmentation.{key}: {size}-px views of datasets.{d} (image_size "
+                                  f"{ds.get('image_size')}) are not a multiple of backbone.kwargs.patch_size "
+                                  f"{patch}; set {key} to a multiple of {patch}")
+    return errors
+
+
 def with_dataset_params(method: Mapping, dataset: Mapping, name: str) -> dict:
     """The method entry ``name`` as ``dataset`` pretrains it: its ``params`` updated with the dataset's
     ``method_params.<name>`` (or those of its ``family``, the entry its pretrain_seeds came from); an
@@ -374,7 +403,9 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
 
     checked = {"classifiers": config["evaluation"]["classifiers"], "backbone": config["backbone"]["name"],
                "methods": config["methods"], "estimator_packages": config["evaluation"].get("estimator_packages", []),
-               "method_params": {d: ds.get("method_params") for d, ds in config["datasets"].items()}}
+               "method_params": {d: ds.get("method_params") for d, ds in config["datasets"].items()},
+               "image_sizes": {d: ds.get("image_size") for d, ds in config["datasets"].items()},
+               "backbone_kwargs": config["backbone"].get("kwargs")}
     versions = {}
     for package in ("scikit-learn", "timm", "medssl"):
         try:
@@ -394,6 +425,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
         if method["kind"] == "pretrained" and method.get("model"):
             errors += timm_model_errors(f"methods.{name}.model", method["model"])
     errors += dataset_params_errors(config)
+    errors += view_size_errors(config)
     if cache is not None and not errors:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a") as fh:
