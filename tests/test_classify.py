@@ -219,3 +219,17 @@ def test_nearest_centroid_on_centred_l2_normalised_embeddings_with_its_own_prepr
     assert not np.array_equal(raw_pred, expected)
     with pytest.raises(ValueError, match="whiten"):
         next(run_budget(train, test, 5, [3], {"nc": {**NEAREST_CENTROID, "preprocess": ["whiten"]}}, []))
+
+
+def test_nearest_centroid_at_one_image_per_class_predicts_without_scores():
+    """sklearn's NearestCentroid scales its scores by the within-class variance, which one image per
+    class does not have: the fit still predicts the nearest class mean, with no ROC AUC."""
+    train, test = embeddings(seed=5, n_test=80)
+    _, _, record, pred = next(run_budget(train, test, 1, [0], {"nc": NEAREST_CENTROID}, []))
+    subset = train.subset(budget_subset(train.labels, train.classes, 1, 0))
+    unit = (subset.features - subset.features.mean(axis=0))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    x = test.features - subset.features.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_array_equal(pred, subset.labels[np.argmin(((x[:, None] - unit[None]) ** 2).sum(-1), axis=1)])
+    assert record["roc_auc_scores"] == "none" and np.isnan(record["roc_auc"])

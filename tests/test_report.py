@@ -59,14 +59,20 @@ def test_all_budget_is_plotted_beyond_the_largest_number():
     assert x.iloc[2] > 10 * 2
 
 
-def test_plotted_means_equal_the_table(fit_files, tmp_path):
+def test_plotted_means_and_intervals_equal_the_table(fit_files, tmp_path):
     summary = summarize(collect_metrics(fit_files))
     fig = plot_balanced_accuracy(summary, "toy", literature=0.7, dl_benchmark=0.6)
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    for (method, clf), group in summary.groupby(["method", "classifier"]):
+    bands = fig.axes[0].collections
+    for i, ((method, clf), group) in enumerate(summary.groupby(["method", "classifier"], sort=False)):
         line = lines[group["arm"].iloc[0]]
-        expected = group.assign(x=budget_positions(group)).sort_values("x")["balanced_accuracy_mean"]
-        np.testing.assert_allclose(line.get_ydata(), expected.to_numpy())
+        expected = group.assign(x=budget_positions(group)).sort_values("x")
+        np.testing.assert_allclose(line.get_ydata(), expected["balanced_accuracy_mean"].to_numpy())
+        # the band: the 95 % t-interval of the mean over the draws, as the table's _ci95
+        y = bands[i].get_paths()[0].vertices[:, 1]
+        half = expected["balanced_accuracy_ci95"].to_numpy()
+        assert y.max() == pytest.approx((expected["balanced_accuracy_mean"] + half).max())
+        assert y.min() == pytest.approx((expected["balanced_accuracy_mean"] - half).min())
     assert {"literature benchmark", "DL benchmark"} <= set(lines)
     save_figure(fig, tmp_path / "f.png", tmp_path / "f.pdf")
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"

@@ -33,9 +33,14 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
     ev = config["evaluation"]
     sup = config["baselines"]["supervised"]
     ll = config["baselines"]["linear_layer"]
+    further = ev["draws"]["n"] - len(ev["seeds"])  # label draws beyond the seeds at budget 1, two classifiers
     per_variant = (len(config["methods"]) * len(ev["budgets"]) * len(ev["classifiers"]) * len(ev["seeds"])
+                   + len(config["methods"]) * len(ev["draws"]["classifiers"]) * further
                    + len(sup["budgets"]) * len(sup["seeds"]) + len(ll["budgets"]) * len(ll["seeds"]))
     assert len(metrics) == 2 * per_variant  # every class, and the min_class_size variant
+    drawn = metrics[(metrics.seed >= len(ev["seeds"]))]
+    assert set(drawn["budget"]) == {"1"} and set(drawn["classifier"]) == set(ev["draws"]["classifiers"])
+    assert (tiny_run / "results/fits/tiny/classes_all/dino/budget_1/knn/draws_4.json").exists()
     assert set(metrics["method"]) == set(config["methods"]) | {"supervised"}
     assert set(metrics.loc[metrics.classifier == "linear_layer", "method"]) == {"dino"}  # the paper's SSL + LL
     assert set(metrics["variant"]) == {"classes_all", "classes_min30"}
@@ -52,7 +57,9 @@ def test_tiny_workflow_produces_table_and_figures(tiny_run):
                 assert path.read_bytes()[:4] == magic
     summary = pd.read_csv(tiny_run / "results/tables/summary.csv", dtype={"budget": str})
     dl, ll = summary["method"] == "supervised", summary["classifier"] == "linear_layer"
-    assert (summary.loc[~dl & ~ll, "n_seeds"] == len(ev["seeds"])).all()
+    many = (summary["budget"] == "1") & summary["classifier"].isin(ev["draws"]["classifiers"])
+    assert (summary.loc[~dl & ~ll & ~many, "n_seeds"] == len(ev["seeds"])).all()
+    assert (summary.loc[many, "n_seeds"] == ev["draws"]["n"]).all()
     assert (summary.loc[dl, "n_seeds"] == len(sup["seeds"])).all()
     assert (summary.loc[ll, "n_seeds"] == len(config["baselines"]["linear_layer"]["seeds"])).all()
     for figure in ["fig1_balanced_accuracy", "fig2_balanced_accuracy_min_class_size"]:
@@ -236,6 +243,8 @@ def _bad_config(tmp_path, mutate):
      "datasets.tiny.method_params.dino"),
     (lambda c: c["datasets"]["tiny"].update(method_params={"random_init": {"min_steps": 10}}),
      "datasets.tiny.method_params.random_init: 'random_init' is not a trained method"),
+    (lambda c: c["evaluation"]["draws"].update(n=1), "evaluation.draws.n"),
+    (lambda c: c["evaluation"]["draws"].update(classifiers=["forest"]), "evaluation.draws.classifiers"),
 ])
 def test_bad_config_fails_naming_the_key(tmp_path, mutate, needle):
     proc = snakemake(tmp_path, "-n", configfile=_bad_config(tmp_path, mutate), check=False, timeout=120)

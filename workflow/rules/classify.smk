@@ -3,7 +3,8 @@
 # (PowerTransformer -> PCA) is fit once per labeled subset and shared by the classifiers, process
 # start-up (2-6 s of imports) is paid once per job, not per fit, and the (budget, seed) tasks run,
 # largest first, on the job's `threads` worker processes (profiles/slurm sets 8).
-# Each fit still writes its own metrics (JSON) and test predictions (CSV).
+# Each fit still writes its own metrics (JSON) and test predictions (CSV); the further label draws
+# of evaluation.draws (medssl.draws) run in the same job, one records file per budget x classifier.
 # {variant}: classes_all, or classes_min<N> = only the classes with >= N labeled images
 # (the paper's "250+" evaluation; labeled pool and test set filtered, embeddings shared).
 
@@ -25,6 +26,8 @@ rule fit_classifiers:
             classifier=CLASSIFIERS,
             seed=SEEDS,
         ),
+        # evaluation.draws: the further label draws, one file per drawn budget x classifier
+        draws=draw_outputs("{dataset}", "{variant}", "{method}"),
     log:
         "results/logs/fit_classifiers/{dataset}/{variant}/{method}.log",
     benchmark:

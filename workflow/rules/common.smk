@@ -191,6 +191,16 @@ from medssl.health import settings as _health_settings  # noqa: E402
 
 _health_settings(config["evaluation"])  # evaluation.health's budgets and classifiers, checked at plan time
 
+from medssl.draws import outputs as _draw_outputs, settings as _draw_settings  # noqa: E402
+
+# evaluation.draws: further label draws at the small budgets (medssl.draws), checked at plan time; None without it
+DRAWS = _draw_settings(config["evaluation"])
+
+
+def draw_outputs(dataset, variant, method):
+    """The fit job's files of further label draws (one per drawn budget x draws classifier)."""
+    return _draw_outputs(DRAWS, f"results/fits/{dataset}/{variant}/{method}")
+
 
 def dataset_fingerprint(wildcards):
     """index_dataset's param: changes when the manifest or a file of a folder dataset changes."""
@@ -361,6 +371,7 @@ def all_fit_outputs(wildcards=None):
         for variant in variants(dataset)
         for path in [
             *(p for method in METHODS for budget in BUDGETS for p in fit_outputs(dataset, variant, method, budget)),
+            *(p for method in METHODS for p in draw_outputs(dataset, variant, method)),
             *supervised_outputs(dataset, variant),
             *linear_layer_outputs(dataset, variant),
         ]

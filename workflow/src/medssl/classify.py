@@ -335,13 +335,20 @@ def class_scores(estimator: BaseEstimator, X: np.ndarray, n_classes: int) -> tup
     """Per-class scores [N, n_classes] for ROC AUC, and where they came from.
 
     `predict_proba` when the estimator has it (SVC only with probability=True), else
-    `decision_function` (a binary 1-D margin d becomes the columns [-d, d]), else (None, "none").
+    `decision_function` (a binary 1-D margin d becomes the columns [-d, d]), else (None, "none"); one
+    that fails with a ValueError counts as absent (NearestCentroid at one image per class has no
+    within-class variance to scale its scores by, while its predictions need none).
     Columns follow the label indices 0..n_classes-1; a class the estimator never saw (absent from
     its training subset) gets a constant column, i.e. it cannot be ranked (its AUC is 0.5)."""
-    for method, source in [("predict_proba", "predict_proba"), ("decision_function", "decision_function")]:
-        if hasattr(estimator, method):
+    for method in ["predict_proba", "decision_function"]:
+        if not hasattr(estimator, method):
+            continue
+        try:
             raw = np.asarray(getattr(estimator, method)(X), dtype=np.float64)
-            break
+        except ValueError as err:
+            log.warning("%s.%s failed (%s): no scores from it", type(estimator).__name__, method, err)
+            continue
+        break
     else:
         return None, "none"
     if raw.ndim == 1:
@@ -352,7 +359,7 @@ def class_scores(estimator: BaseEstimator, X: np.ndarray, n_classes: int) -> tup
                          f"{len(columns)} classes")
     scores = np.full((len(raw), n_classes), raw.min() if raw.size else 0.0)
     scores[:, columns] = raw
-    return scores, source
+    return scores, method
 
 
 def roc_auc_ovr(y_true: np.ndarray, y_score: np.ndarray | None, n_classes: int,

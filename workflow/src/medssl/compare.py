@@ -75,14 +75,14 @@ def format_comparison(table: pd.DataFrame, datasets: Mapping[str, Mapping] | Seq
 def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], classifiers: Mapping[str, str],
                        reference: Sequence[str] = ("random_init",), variant: str = "classes_all",
                        metric: str = "balanced_accuracy", pretrained: Sequence[str] = ()):
-    """Grid of panels, rows = classifiers (name -> label), columns = datasets: `metric` (mean, band
-    +-1 std over seeds) against labeled images per class for every method on that classifier; methods
-    in `reference` grey dashed, the frozen pretrained models in `pretrained` grey dash-dotted, the
+    """Grid of panels, rows = classifiers (name -> label), columns = datasets: `metric` (mean, band =
+    95 % t-interval of the mean over the label draws) against labeled images per class for every
+    method on that classifier; methods in `reference` grey dashed, the frozen pretrained models in `pretrained` grey dash-dotted, the
     supervised baselines (classifier 'finetune') black; chance level light grey. One shared legend.
     Returns the matplotlib figure."""
     import seaborn as sns
 
-    from medssl.report import _budget_axis, _pyplot, budget_positions
+    from medssl.report import _budget_axis, _pyplot, budget_positions, interval_band
 
     plt = _pyplot()
     data = summary[(summary["variant"] == variant) & summary["dataset"].isin(list(datasets))].copy()
@@ -112,9 +112,8 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
                 else:
                     style = {"color": colors[method], "ls": "-", "lw": 1.4}
                 line = line.sort_values("x")
-                mean, std = line[f"{metric}_mean"], line[f"{metric}_std"].fillna(0)
-                handles[method], = ax.plot(line["x"], mean, marker="o", ms=3, label=method, **style)
-                ax.fill_between(line["x"], mean - std, mean + std, color=style["color"], alpha=0.12, lw=0)
+                handles[method], = ax.plot(line["x"], line[f"{metric}_mean"], marker="o", ms=3, label=method, **style)
+                interval_band(ax, line, metric, style["color"], 0.12)
             ax.axhline(1.0 / int(panel["n_classes"].iloc[0]), color="lightgrey", lw=0.8, zorder=0)
             _budget_axis(ax, panel)
             ax.set_ylim(0, 1)

@@ -4,7 +4,9 @@ A fresh Python process pays 2-6 s of imports (sklearn, pandas, torch for the lin
 its first fit; at small budgets that is more than the fits themselves. So one job does the whole
 sweep of an embedding pair, as (budget, seed) tasks, largest first, spread over `workers`
 processes that each load the embeddings and pay the imports once. Every task runs
-`classify.run_budget` for one seed, so the numbers are exactly those of separate jobs.
+`classify.run_budget` for one seed, so the numbers are exactly those of separate jobs. The further
+label draws of `evaluation.draws` (`medssl.draws`) are tasks of the same job, after the seeds', with
+the draws' classifiers only.
 """
 from __future__ import annotations
 
@@ -51,20 +53,32 @@ def _run_task(budget: str, seed: int, classifiers: Mapping[str, Any], preprocess
     return results
 
 
+def sweep_tasks(budgets: Sequence[str], seeds: Sequence[int], classifiers: Mapping[str, Any],
+                draws: Mapping[str, Any] | None = None) -> list[tuple[str, int, dict]]:
+    """(budget, seed, classifiers) of every task: each budget x seed with every classifier, then the
+    further draws (`medssl.draws.settings`: its budgets x seeds) with the draws' classifiers."""
+    tasks = [(b, s, dict(classifiers)) for b, s in task_order([str(b) for b in budgets], list(seeds))]
+    if draws and draws["seeds"]:
+        chosen = {name: classifiers[name] for name in draws["classifiers"]}
+        tasks += [(b, s, chosen) for b, s in task_order(draws["budgets"], draws["seeds"])]
+    return tasks
+
+
 def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Sequence[int],
               classifiers: Mapping[str, Any], preprocessing: Sequence[str],
               min_class_size: int | None = None, workers: int = 1,
-              estimator_packages: Sequence[str] = ()) -> Iterator[Result]:
-    """Yield (budget, classifier, seed, record, test predictions) for every fit, in completion order.
+              estimator_packages: Sequence[str] = (), draws: Mapping[str, Any] | None = None) -> Iterator[Result]:
+    """Yield (budget, classifier, seed, record, test predictions) for every fit, in completion order;
+    `draws`: `medssl.draws.settings` (its further seeds are fit after the configured ones).
 
     workers == 1 runs in this process (BLAS limited to one thread by the caller); more start that
     many spawned processes with one BLAS thread each."""
-    tasks = task_order([str(b) for b in budgets], list(seeds))
-    args = (dict(classifiers), list(preprocessing), min_class_size, list(estimator_packages))
+    tasks = sweep_tasks(budgets, seeds, classifiers, draws)
+    args = (list(preprocessing), min_class_size, list(estimator_packages))
     if workers <= 1:
         _init_worker(str(train_path), str(test_path))
-        for budget, seed in tasks:
-            yield from _run_task(budget, seed, *args)
+        for budget, seed, chosen in tasks:
+            yield from _run_task(budget, seed, chosen, *args)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold OpenMP/torch threads
     # A spawned worker re-runs the parent's __main__ file unless it has none; under Snakemake that is the
@@ -75,7 +89,7 @@ def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Se
     try:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker,
                                  initargs=(str(train_path), str(test_path))) as pool:
-            futures = [pool.submit(_run_task, budget, seed, *args) for budget, seed in tasks]
+            futures = [pool.submit(_run_task, budget, seed, chosen, *args) for budget, seed, chosen in tasks]
             for future in futures:  # submission order = largest first; results kept in that order
                 yield from future.result()
     finally:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import Normalizer, PowerTransformer, StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
+
+from medssl.power_transform import YeoJohnson
 
 if TYPE_CHECKING:
     from medssl.classify import Embeddings
@@ -19,11 +21,12 @@ __all__ = ["build_preprocessor", "classifier_steps", "preprocessed"]
 
 
 def build_preprocessor(steps: Sequence[str], random_state: int):
-    """The paper's front end is PowerTransformer (Yeo-Johnson, standardised) -> PCA (all components).
+    """The paper's front end is PowerTransformer (Yeo-Johnson, standardised; `YeoJohnson`, the same
+    numbers, fit faster) -> PCA (all components).
     ``center`` subtracts the labeled subset's mean (no scaling); ``center, l2_normalize`` is the
     few-shot nearest-centroid front end (centred, L2-normalised embeddings)."""
     make = {
-        "power_transform": lambda: PowerTransformer(),
+        "power_transform": lambda: YeoJohnson(),
         "standardize": lambda: StandardScaler(),
         "center": lambda: StandardScaler(with_std=False),
         "pca": lambda: PCA(random_state=random_state),

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medssl.draws import fit_records
 from medssl.statistics import add_holm, paired_t
 from medssl.health import dl_baseline_untrained
 
@@ -19,7 +20,8 @@ KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"
 #   dataset, variant (classes_all | classes_min<N>), min_class_size (1 = every class), method (an SSL
 #   method, or "supervised" for the DL baseline), classifier ("finetune" for the DL baseline), arm (the
 #   plotted name), budget (maximum labeled images per class, or "all"), budget_per_class (numeric;
-#   'all' = size of the largest class), seed, n_train (labeled images of the subset, validation part
+#   'all' = size of the largest class), seed (the label draw: one of evaluation.seeds, or a further draw of
+#   evaluation.draws, see medssl.draws), n_train (labeled images of the subset, validation part
 #   included for early-stopped arms), n_test, n_classes, the metrics on the test set (roc_auc: one-vs-rest
 #   macro over the classes in the test set; empty for a classifier without scores or a record that
 #   predates it), fit_seconds.
@@ -41,10 +43,10 @@ def budget_per_class(budget: str, pool_class_counts: Sequence[int]) -> int:
 
 
 def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per fit (columns: TABLE_COLUMNS, documented above)."""
+    """One row per fit (columns: TABLE_COLUMNS, documented above); a draws file (`medssl.draws`)
+    gives a row per label draw."""
     rows = []
-    for path in paths:
-        rec = read_fit(path)
+    for rec in (r for path in paths for r in fit_records(path)):
         rows.append({
             **{k: rec[k] for k in ["dataset", "method", "classifier", "seed", "n_train", "n_test", "n_classes",
                                     *METRICS[:3], "fit_seconds"]},
@@ -86,13 +88,14 @@ def arm_label(method: str, classifier: str, labels: Mapping[str, str] | None = N
 
 
 def ci95(x: pd.Series) -> float:
-    """Half-width of the 95 % t-interval of the mean over seeds (NaN for one seed)."""
+    """Half-width of the 95 % t-interval of the mean over the label draws (seeds); NaN for one."""
     n = x.count()
     return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and a 95 % t-interval of each metric over seeds per dataset x variant x arm x budget."""
+    """Mean, std and the 95 % t-interval of the mean (``_ci95``: its half-width) of each metric over the
+    label draws (seeds; ``n_seeds`` of them) per dataset x variant x arm x budget."""
     grouped = df.groupby(KEYS + ["arm", "budget_per_class"], sort=False)
     out = grouped.agg(n_seeds=("seed", "count"), n_classes=("n_classes", "first"), n_train_mean=("n_train", "mean"))
     for metric in METRICS:
@@ -250,11 +253,17 @@ def _budget_axis(ax, data: pd.DataFrame, top_axis: bool = False) -> None:
         top.set_xlabel("labeled training images", fontsize=8)
 
 
+def interval_band(ax, line: pd.DataFrame, metric: str, color, alpha: float) -> None:
+    """The band of a curve: the summary's 95 % t-interval of the mean over the label draws
+    (none where a budget has a single draw)."""
+    mean, half = line[f"{metric}_mean"], line[f"{metric}_ci95"].fillna(0)
+    ax.fill_between(line["x"], mean - half, mean + half, color=color, alpha=alpha, lw=0)
+
+
 def _line(ax, line: pd.DataFrame, **style) -> None:
     line = line.sort_values("x")
-    mean, std = line["balanced_accuracy_mean"], line["balanced_accuracy_std"].fillna(0)
-    ax.plot(line["x"], mean, marker="o", ms=3.5, label=line["arm"].iloc[0], **style)
-    ax.fill_between(line["x"], mean - std, mean + std, color=style.get("color"), alpha=0.15, lw=0)
+    ax.plot(line["x"], line["balanced_accuracy_mean"], marker="o", ms=3.5, label=line["arm"].iloc[0], **style)
+    interval_band(ax, line, "balanced_accuracy", style.get("color"), 0.15)
 
 
 def _benchmark_lines(ax, marks: Mapping[str, float | None]) -> None:
@@ -287,8 +296,8 @@ def plot_balanced_accuracy(summary: pd.DataFrame, dataset: str, title: str | Non
                            variant: str = "classes_all", dl_untrained: str | None = None,
                            not_learned: Mapping[str, str] | None = None):
     """Every arm of one dataset (all methods x classifiers, and the DL baseline): balanced accuracy
-    against labeled images per class, band = +-1 std over seeds. ``not_learned`` (method -> verdict)
-    marks SSL methods that did not beat random_init. Returns the matplotlib figure."""
+    against labeled images per class, band = 95 % t-interval of the mean over the label draws.
+    ``not_learned`` (method -> verdict) marks SSL methods that did not beat random_init. Returns the matplotlib figure."""
     import seaborn as sns
 
     plt = _pyplot()
@@ -325,8 +334,8 @@ def plot_label_efficiency(summary: pd.DataFrame, datasets: Mapping[str, Mapping]
                           variants: Mapping[str, str], title: str | None = None,
                           supervised_cfg: Mapping | None = None, not_learned: Mapping[str, Mapping[str, str]] | None = None):
     """The paper's Fig. 1 (variants = classes_all) / Fig. 2 (classes_min<N>): one panel per dataset,
-    balanced accuracy (mean +- std over seeds) of every classifier on the SSL `method`'s embeddings
-    and of the DL baseline against the maximum labeled images per class (log axis, then 'all'),
+    balanced accuracy (mean, band = 95 % t-interval of the mean over the label draws) of every
+    classifier on the SSL `method`'s embeddings and of the DL baseline against the maximum labeled images per class (log axis, then 'all'),
     the literature benchmark (dashed) and the DL benchmark (dash-dotted), and on a top axis the
     number of labeled training images."""
     import seaborn as sns
