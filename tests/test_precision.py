@@ -78,12 +78,15 @@ def train_supervised(precision, tmp_path, section="baselines.supervised"):
     from test_ssl import TINY_VIT
 
     from medssl.linear_layer import frozen_backbone_classifier
+    from medssl.settings import LinearLayerConfig, SupervisedConfig
     from medssl.supervised import train_model
 
     images = torch.randint(0, 255, (12, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    model = frozen_backbone_classifier(TINY_VIT, None, 3) if section == "baselines.linear_layer" else None
-    settings = {"epochs": 1, "batch_size": 4, "augment": "none", "precision": precision}
-    train_model(images, np.repeat(np.arange(3), 4), 3, TINY_VIT, settings, 0, torch.device("cpu"), model, section)
+    linear_layer = section == "baselines.linear_layer"
+    model = frozen_backbone_classifier(TINY_VIT, None, 3) if linear_layer else None
+    settings = (LinearLayerConfig if linear_layer else SupervisedConfig)(
+        epochs=1, batch_size=4, augment="none", normalize="imagenet", precision=precision)
+    train_model(images, np.repeat(np.arange(3), 4), 3, TINY_VIT, settings, 0, torch.device("cpu"), model)
 
 
 ARMS = {"methods.<name>.params.precision": train_ssl, "baselines.supervised.precision": train_supervised,

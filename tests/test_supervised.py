@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from medssl.classify import Embeddings, run_budget
+from medssl.settings import LinearLayerConfig, SupervisedConfig
 from medssl.supervised import augment_batch, run_supervised, split_labels, train_model
 
 CLASSES = ["red", "green", "blue"]
@@ -37,7 +38,7 @@ def image_set(tmp_path_factory):
 def run(image_set, budget, seed=0, min_class_size=None, **settings):
     root, labeled, test = image_set
     return run_supervised(labeled, test, root, CLASSES, 16, 3, budget, seed, min_class_size, BACKBONE,
-                          {**SETTINGS, **settings}, torch.device("cpu"))
+                          SupervisedConfig.from_dict({**SETTINGS, **settings}), torch.device("cpu"))
 
 
 def test_record_has_the_fit_format_and_learns(image_set):
@@ -78,8 +79,8 @@ def test_returns_the_best_epoch_weights_not_the_last():
     images = torch.randint(0, 255, (30, 3, 16, 16), dtype=torch.uint8)
     labels = np.repeat(np.arange(3), 10)
     images[labels == 0, 0] = 250
-    model, info = train_model(images, labels, 3, BACKBONE, {**SETTINGS, "epochs": 6, "patience": 10}, 0,
-                              torch.device("cpu"))
+    model, info = train_model(images, labels, 3, BACKBONE, SupervisedConfig.from_dict(
+        {**SETTINGS, "epochs": 6, "patience": 10}), 0, torch.device("cpu"))
     history = info["history"]
     best = max(range(len(history)), key=lambda e: (history[e]["val_balanced_accuracy"], -history[e]["val_loss"]))
     assert info["best_epoch"] == best
@@ -133,10 +134,10 @@ def test_lr_warmup_and_plateau_follow_timm_as_sparsam():
 
 
 def test_no_schedule_keys_means_a_constant_lr():
-    from medssl.supervised import LrSchedule, settings_with_defaults
+    from medssl.supervised import LrSchedule
 
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
-    assert LrSchedule.from_settings(opt, settings_with_defaults({}), 1) is None
+    assert LrSchedule.from_settings(opt, SupervisedConfig(), 1) is None
 
 
 def test_adaptive_gradient_clipping_is_unit_wise():
@@ -168,7 +169,7 @@ def test_paper_settings_train_with_multicrop_views_and_log_the_cpu_precision(cap
                                                       "rotation_degrees": 180, "vflip_p": 0.5}}
     bb = {**BACKBONE, "kwargs": {**BACKBONE["kwargs"], "dynamic_img_size": True}}
     with caplog.at_level("WARNING"):
-        _, info = train_model(images, labels, 3, bb, settings, 0, torch.device("cpu"))
+        _, info = train_model(images, labels, 3, bb, SupervisedConfig.from_dict(settings), 0, torch.device("cpu"))
     assert info["precision"] == "fp32" and "fp16 autocast needs CUDA" in caplog.text
     # one iteration per epoch: after step(0) the lr is still 0, after step(1) 1/3 of 3e-3
     assert [row["lr"] for row in info["history"]] == pytest.approx([0.0, 1e-3])
@@ -189,9 +190,9 @@ def test_linear_layer_trains_only_norm_and_head_on_the_ssl_weights(image_set, tm
         models.append(frozen_backbone_classifier(bb, tmp_path / "backbone.pt", n))
         return models[-1]
 
-    settings = settings_for_method({**SETTINGS, "epochs": 2}, {"global_size": 16, "local_size": 8, "n_local": 2,
-                                                               "normalize": "minus_one_one"})
-    assert settings["augment"] == "multicrop" and settings["normalize"] == "minus_one_one"
+    settings = settings_for_method(LinearLayerConfig.from_dict({**SETTINGS, "epochs": 2}),
+                                   {"global_size": 16, "local_size": 8, "n_local": 2, "normalize": "minus_one_one"})
+    assert settings.augment == "multicrop" and settings.normalize == "minus_one_one"
     root, labeled, test = image_set
     record, _, _ = run_supervised(labeled, test, root, CLASSES, 16, 3, "all", 0, None, bb, settings,
                                   torch.device("cpu"), model_factory=factory, classifier=CLASSIFIER)
@@ -201,3 +202,22 @@ def test_linear_layer_trains_only_norm_and_head_on_the_ssl_weights(image_set, tm
     assert changed == {"norm.weight", "norm.bias"}  # the rest is the SSL backbone, untouched
     assert {n for n, p in models[0].named_parameters() if p.requires_grad} == {
         "norm.weight", "norm.bias", "head.weight", "head.bias"}
+
+
+def test_global_norm_clipping_is_the_norm_of_all_gradients():
+    """clip_mode global_norm (baselines.*): torch's clip_grad_norm_ over every trainable parameter."""
+    from medssl.supervised import clip_gradients
+
+    torch.manual_seed(0)
+    ours, ref = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    for layer in (ours, ref):
+        torch.manual_seed(1)
+        for p in layer.parameters():
+            p.grad = torch.randn_like(p) * 10
+    clip_gradients(ours.parameters(), "global_norm", 0.5)
+    torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        assert torch.equal(a.grad, b.grad)
+    assert float(torch.cat([p.grad.flatten() for p in ours.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
+    with pytest.raises(ValueError, match="clip_mode"):
+        clip_gradients(ours.parameters(), "norm", 0.5)

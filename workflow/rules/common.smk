@@ -49,7 +49,7 @@ SEEDS = config["evaluation"]["seeds"]
 SPLITS = ["labeled_train", "unlabeled_train", "test"]
 # The supervised end-to-end DL baseline is an arm of its own: method "supervised", classifier
 # "finetune" in results/fits/ (rules/supervised.smk).
-SUPERVISED = config.get("baselines", {}).get("supervised", {"enabled": False})
+SUPERVISED = config["baselines"].get("supervised", {"enabled": False})
 SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
 SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
 # baselines.supervised.imagenet adds a second baseline, the backbone ImageNet-initialised (method
@@ -59,7 +59,7 @@ SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("i
 
 # The paper's "SSL + LL": a linear head (+ the final norm) trained on images through each SSL
 # method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
-LINEAR_LAYER = config.get("baselines", {}).get("linear_layer", {"enabled": False})
+LINEAR_LAYER = config["baselines"].get("linear_layer", {"enabled": False})
 # (not a frozen pretrained model of its own architecture and preprocessing: kind `pretrained`)
 LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or [m for m, e in METHODS.items() if e["kind"] != "pretrained"]
 
@@ -149,7 +149,7 @@ def _check_config():
 
 
 def _check_linear_layer():
-    if not LINEAR_LAYER.get("enabled", False):
+    if not LINEAR_LAYER["enabled"]:
         return
     if "linear_layer" in CLASSIFIERS:
         raise ValueError("evaluation.classifiers.linear_layer: the name is taken by baselines.linear_layer; rename it")
@@ -333,7 +333,7 @@ def fit_outputs(dataset, variant, method, budget):
 
 
 def supervised_outputs(dataset, variant, budgets=None, arms=None):
-    if not SUPERVISED.get("enabled", False):
+    if not SUPERVISED["enabled"]:
         return []
     return expand(
         "results/fits/{dataset}/{variant}/{baseline}/budget_{budget}/finetune/seed_{seed}.json",
@@ -346,7 +346,7 @@ def supervised_outputs(dataset, variant, budgets=None, arms=None):
 
 
 def linear_layer_outputs(dataset, variant):
-    if not LINEAR_LAYER.get("enabled", False):
+    if not LINEAR_LAYER["enabled"]:
         return []
     return expand(
         "results/fits/{dataset}/{variant}/{method}/budget_{budget}/linear_layer/seed_{seed}.json",

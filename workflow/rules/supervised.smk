@@ -22,7 +22,7 @@ rule train_supervised:
     params:
         dataset=dataset_cfg,
         backbone=lambda wc: {**config["backbone"], "pretrained": wc.baseline == "supervised_imagenet"
-                             or config["backbone"].get("pretrained", False)},
+                             or config["backbone"]["pretrained"]},
         settings=SUPERVISED,
         image_root=lambda wc: image_root(wc.dataset),
         min_class_size=variant_min_class_size,

@@ -8,22 +8,24 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
     from medssl.data import read_split
     from medssl.linear_layer import CLASSIFIER, frozen_backbone_classifier, settings_for_method
     from medssl.runtime import limit_threads
-    from medssl.supervised import resolve_device, run_supervised, settings_with_defaults, write_fit
+    from medssl.settings import LinearLayerConfig
+    from medssl.supervised import resolve_device, run_supervised, write_fit
 
     limit_threads(snakemake.threads)
     wc = snakemake.wildcards
     ds = snakemake.params.dataset
-    settings = settings_with_defaults(settings_for_method(snakemake.params.settings, snakemake.params.augmentation))
-    device = resolve_device(settings["device"])
+    settings = settings_for_method(LinearLayerConfig.from_dict(snakemake.params.settings),
+                                   snakemake.params.augmentation)
+    device = resolve_device(settings)
     log.info("training on %s (%d threads); settings %s", device, snakemake.threads, settings)
     backbone = snakemake.params.backbone
     labeled, test = read_split(snakemake.input.labeled_train), read_split(snakemake.input.test)
     check_disjoint({snakemake.input.labeled_train: labeled["image"], snakemake.input.test: test["image"]})
     record, test, y_pred = run_supervised(
         labeled, test, snakemake.params.image_root,
-        ds["classes"], ds["image_size"], ds.get("channels", 3), wc.budget, int(wc.seed),
+        ds["classes"], ds["image_size"], ds["channels"], wc.budget, int(wc.seed),
         snakemake.params.min_class_size, backbone, settings, device,
         model_factory=lambda n: frozen_backbone_classifier(backbone, snakemake.input.backbone, n),
-        classifier=CLASSIFIER, section="baselines.linear_layer")
+        classifier=CLASSIFIER)
     write_fit(record, test, y_pred, snakemake.output.metrics, snakemake.output.predictions,
               dataset=wc.dataset, variant=wc.variant, method=wc.method)

@@ -361,6 +361,34 @@ def view_size_errors(config: Mapping) -> list[str]:
     return errors
 
 
+def baseline_errors(config: Mapping) -> list[str]:
+    """Invalid values of ``baselines.supervised`` and ``baselines.linear_layer``, naming the key, by parsing
+    each section as its training script does (:class:`medssl.settings.SupervisedConfig`,
+    :class:`medssl.settings.LinearLayerConfig`), and its ``multicrop`` views as
+    :class:`medssl.augment.MultiCropConfig`."""
+    from medssl.settings import LinearLayerConfig, SupervisedConfig
+
+    errors = []
+    for arm, settings_class in (("supervised", SupervisedConfig), ("linear_layer", LinearLayerConfig)):
+        section = (config.get("baselines") or {}).get(arm)
+        if not section:
+            continue
+        try:
+            settings = settings_class.from_dict(section)
+        except (TypeError, ValueError) as err:
+            errors.append(str(err))
+            continue
+        if settings.multicrop is not None:
+            from medssl.augment import MultiCropConfig  # lazy: torch
+
+            views = {**settings.multicrop, **({"normalize": settings.normalize} if settings.normalize else {})}
+            try:
+                MultiCropConfig.from_dict(views)
+            except (TypeError, ValueError) as err:
+                errors.append(f"baselines.{arm}.multicrop: {err}")
+    return errors
+
+
 def with_dataset_params(method: Mapping, dataset: Mapping, name: str) -> dict:
     """The method entry ``name`` as ``dataset`` pretrains it: its ``params`` updated with the dataset's
     ``method_params.<name>`` (or those of its ``family``, the entry its pretrain_seeds came from); an
@@ -405,7 +433,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
                "methods": config["methods"], "estimator_packages": config["evaluation"].get("estimator_packages", []),
                "method_params": {d: ds.get("method_params") for d, ds in config["datasets"].items()},
                "image_sizes": {d: ds.get("image_size") for d, ds in config["datasets"].items()},
-               "backbone_kwargs": config["backbone"].get("kwargs")}
+               "backbone_kwargs": config["backbone"].get("kwargs"), "baselines": config.get("baselines")}
     versions = {}
     for package in ("scikit-learn", "timm", "medssl"):
         try:
@@ -426,6 +454,7 @@ def config_errors(config: Mapping, cache: str | Path | None = None) -> list[str]
             errors += timm_model_errors(f"methods.{name}.model", method["model"])
     errors += dataset_params_errors(config)
     errors += view_size_errors(config)
+    errors += baseline_errors(config)
     if cache is not None and not errors:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a") as fh:

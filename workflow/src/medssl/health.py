@@ -26,6 +26,8 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from medssl.settings import SupervisedConfig
+
 LEARNED = "learned"
 NO_BETTER = "no better than untrained"
 COLLAPSED = "collapsed"
@@ -182,21 +184,17 @@ def did_not_learn(table: pd.DataFrame, dataset: str, method: str) -> str | None:
     return str(rows["verdict"].iloc[0]) + (f" at {failed.replace(' ', ', ')}" if failed else "")
 
 
-# The DL baseline as a benchmark: only one that trained counts (baselines.supervised.benchmark_*).
-DL_DEFAULTS = {"benchmark_min_epochs": 10, "benchmark_min_above_chance": 0.05}
-
-
 def dl_baseline_untrained(supervised_cfg: Mapping | None, mean_balanced_accuracy: float, n_classes: int) -> str | None:
     """Why this run's DL baseline is no benchmark (it ran fewer than ``benchmark_min_epochs`` epochs,
-    or its balanced accuracy at 'all' is within ``benchmark_min_above_chance`` of chance), else None."""
-    cfg = {**DL_DEFAULTS, **(supervised_cfg or {})}
-    epochs = cfg.get("epochs")
-    if epochs is not None and int(epochs) < int(cfg["benchmark_min_epochs"]):
-        return (f"trained only {int(epochs)} epoch(s) (< baselines.supervised.benchmark_min_epochs = "
-                f"{int(cfg['benchmark_min_epochs'])})")
+    or its balanced accuracy at 'all' is within ``benchmark_min_above_chance`` of chance), else None.
+    ``supervised_cfg``: the config's ``baselines.supervised`` (:class:`medssl.settings.SupervisedConfig`)."""
+    cfg = SupervisedConfig.from_dict(supervised_cfg or {})
+    if cfg.epochs < cfg.benchmark_min_epochs:
+        return (f"trained only {cfg.epochs} epoch(s) (< baselines.supervised.benchmark_min_epochs = "
+                f"{cfg.benchmark_min_epochs})")
     chance = 1.0 / max(int(n_classes), 1)
-    if not mean_balanced_accuracy > chance + float(cfg["benchmark_min_above_chance"]):
+    if not mean_balanced_accuracy > chance + cfg.benchmark_min_above_chance:
         return (f"balanced accuracy {mean_balanced_accuracy:.3f} is within "
-                f"baselines.supervised.benchmark_min_above_chance = {float(cfg['benchmark_min_above_chance']):g} "
+                f"baselines.supervised.benchmark_min_above_chance = {cfg.benchmark_min_above_chance:g} "
                 f"of chance ({chance:.3f})")
     return None

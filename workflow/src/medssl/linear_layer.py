@@ -13,11 +13,14 @@ The fast alternative on stored embeddings is the classifier `medssl.classify.Lin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from medssl.settings import LinearLayerConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,13 @@ def frozen_backbone_classifier(backbone_spec: Mapping[str, Any], weights: str | 
     return model
 
 
-def settings_for_method(settings: Mapping[str, Any], augmentation: Mapping[str, Any]) -> dict[str, Any]:
-    """The arm's training settings; the multi-crop views and the input normalisation default to
-    those the method's backbone was pretrained with (``methods.<m>.augmentation``)."""
-    out = {"augment": "multicrop", **{k: v for k, v in settings.items() if v is not None}}
-    out.setdefault("multicrop", {k: v for k, v in augmentation.items()})
-    out.setdefault("normalize", augmentation.get("normalize", "imagenet"))
-    return out
+def settings_for_method(settings: LinearLayerConfig, augmentation: Mapping[str, Any]) -> LinearLayerConfig:
+    """The arm's training settings for one method: ``multicrop`` and ``normalize``, where unset, those the
+    method's backbone was pretrained with (``methods.<m>.augmentation``; its ``normalize`` unset:
+    :class:`medssl.augment.MultiCropConfig`'s)."""
+    from medssl.augment import MultiCropConfig
+
+    multicrop = dict(augmentation) if settings.multicrop is None else settings.multicrop
+    normalize = augmentation.get("normalize", MultiCropConfig.normalize) if settings.normalize is None else \
+        settings.normalize
+    return dataclasses.replace(settings, multicrop=multicrop, normalize=normalize)

@@ -17,7 +17,8 @@ training loss of the last epoch's worth of iterations (`warmup_iterations` 250 f
 multi-crop views with labels repeated per view (`augment: multicrop`, which crashed in the original).
 Deliberate differences: early stopping in epochs on validation balanced accuracy (ties to the lower
 validation loss) computed from softmax argmax instead of every 100 iterations after 40 ignored
-evaluations, and the backbone initialisation taken from `backbone.pretrained`.
+evaluations, and the backbone initialisation taken from `backbone.pretrained`. The keys, their defaults
+and their checks are `medssl.settings.SupervisedConfig`.
 
 `train_model` also trains the paper's "SSL + LL" arm (`medssl.linear_layer`): a frozen backbone of
 which only the final norm and a new linear head train.
@@ -41,41 +42,12 @@ from medssl.augment import normalize
 from medssl.classify import (Embeddings, budget_subset, class_coverage_fields, class_weights, holdout_split,
                              restrict_classes, score)
 from medssl.data import ImageDataset, load_all
+from medssl.settings import BASELINE_CLIP_MODES, FinetuneConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "epochs": 100,
-    "lr": 1.0e-4,
-    "weight_decay": 0.05,
-    "batch_size": 64,
-    "patience": 10,
-    "val_fraction": 0.3,
-    "augment": "dihedral",
-    "normalize": "imagenet",
-    "device": "auto",
-    "num_workers": 0,
-    # SmallDataSSL's supervised.py: an MLP head, unweighted cross-entropy, StepLR(25, 0.5) after epoch 25
-    "head": "linear",
-    "class_weighted": True,
-    "lr_step_size": None,
-    "lr_gamma": 0.5,
-    "lr_step_after": 0,
-    "precision": "auto",
-    "warmup_iterations": 0,
-    "lr_plateau": None,
-    "clip_mode": "none",
-    "clip_value": 0.16,
-    "multicrop": None,
-}
-
-
-def settings_with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
-
-
-def resolve_device(requested: str = "auto") -> torch.device:
-    return runtime.resolve_device(requested, "baselines.supervised.device", "training the supervised baseline", log)
+def resolve_device(settings: FinetuneConfig) -> torch.device:
+    return runtime.resolve_device(settings.device, f"{settings.label}.device", f"training {settings.label}", log)
 
 
 def split_labels(split: pd.DataFrame, classes: Sequence[str]) -> Embeddings:
@@ -111,10 +83,10 @@ class LrSchedule:
         self.iteration = 0
 
     @classmethod
-    def from_settings(cls, optimizer, s: Mapping[str, Any], window: int) -> "LrSchedule | None":
-        if not int(s["warmup_iterations"]) and not s["lr_plateau"]:
+    def from_settings(cls, optimizer, s: FinetuneConfig, window: int) -> "LrSchedule | None":
+        if not s.warmup_iterations and not s.lr_plateau:
             return None
-        return cls(optimizer, s["warmup_iterations"], s["lr_plateau"], window)
+        return cls(optimizer, s.warmup_iterations, s.lr_plateau, window)
 
     def step(self, loss: float) -> None:
         self.losses.append(loss)
@@ -124,14 +96,15 @@ class LrSchedule:
 
 def clip_gradients(parameters, mode: str, value: float) -> None:
     """'agc': timm's adaptive (unit-wise) gradient clipping, as sparsam's GradClipWrapper (eps 1e-3);
-    'norm': global norm clipping; 'none'."""
+    'global_norm': the norm of all gradients together clipped to ``value`` (torch's clip_grad_norm_);
+    'none'."""
     if mode == "none":
         return
-    if mode not in ("agc", "norm"):
-        raise ValueError(f"clip_mode must be agc, norm or none, got {mode!r}")
+    if mode not in BASELINE_CLIP_MODES:
+        raise ValueError(f"clip_mode must be one of {BASELINE_CLIP_MODES}, got {mode!r}")
     from timm.utils import dispatch_clip_grad
 
-    dispatch_clip_grad(parameters, value, mode=mode)
+    dispatch_clip_grad(parameters, value, mode={"agc": "agc", "global_norm": "norm"}[mode])
 
 
 def augment_batch(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
@@ -182,48 +155,48 @@ def predict_logits(model: torch.nn.Module, batches, device: torch.device, normal
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 
-def _views(xb: torch.Tensor, s: Mapping[str, Any], gen: torch.Generator, multicrop) -> list[torch.Tensor]:
+def _views(xb: torch.Tensor, s: FinetuneConfig, gen: torch.Generator, multicrop) -> list[torch.Tensor]:
     """The normalised training views of a uint8 batch already on its device."""
-    if s["augment"] == "multicrop":
+    if s.augment == "multicrop":
         return multicrop(xb, gen)
-    return [normalize(augment_batch(xb, s["augment"], gen), s["normalize"])]
+    return [normalize(augment_batch(xb, s.augment, gen), s.normalize)]
 
 
 def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbone_spec: Mapping[str, Any],
-                settings: Mapping[str, Any], seed: int, device: torch.device, model: torch.nn.Module | None = None,
-                section: str = "baselines.supervised") -> tuple[torch.nn.Module, dict[str, Any]]:
+                s: FinetuneConfig, seed: int, device: torch.device,
+                model: torch.nn.Module | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train on uint8 images [N, C, S, S] with labels 0..n_classes-1; return the best model and a summary.
 
     ``model``: train this one instead of a fresh ``backbone_spec`` classifier; parameters with
     ``requires_grad`` False stay frozen, and a model whose backbone is frozen trains in eval mode
-    (its BatchNorm statistics stay those of the backbone)."""
-    s = settings_with_defaults(settings)
+    (its BatchNorm statistics stay those of the backbone). ``s``: the arm's settings
+    (:class:`medssl.settings.SupervisedConfig` or :class:`medssl.settings.LinearLayerConfig`)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    fit_idx, val_idx = holdout_split(labels, s["val_fraction"], seed)
+    fit_idx, val_idx = holdout_split(labels, s.val_fraction, seed)
     frozen = model is not None and not all(p.requires_grad for p in model.parameters())
-    model = (model if model is not None else build_model(backbone_spec, n_classes, s["head"])).to(device)
+    model = (model if model is not None else build_model(backbone_spec, n_classes, s.head)).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    weight = torch.as_tensor(class_weights(labels[fit_idx], n_classes) if s["class_weighted"] else
+    weight = torch.as_tensor(class_weights(labels[fit_idx], n_classes) if s.class_weighted else
                              np.ones(n_classes), dtype=torch.float32, device=device)
-    opt = torch.optim.AdamW(trainable, lr=s["lr"], weight_decay=s["weight_decay"])
-    sched = (torch.optim.lr_scheduler.StepLR(opt, int(s["lr_step_size"]), float(s["lr_gamma"]))
-             if s["lr_step_size"] else None)
-    precision = runtime.MixedPrecision(s["precision"], device, f"{section}.precision", log)
+    opt = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
+    sched = (torch.optim.lr_scheduler.StepLR(opt, s.lr_step_size, s.lr_gamma)
+             if s.lr_step_size else None)
+    precision = runtime.MixedPrecision(s.precision, device, f"{s.label}.precision", log)
     scaler = precision.grad_scaler()
     multicrop = None
-    if s["augment"] == "multicrop":
+    if s.augment == "multicrop":
         from medssl.augment import MultiCropAugment, MultiCropConfig
 
-        multicrop = MultiCropAugment(MultiCropConfig.from_dict({**(s["multicrop"] or {}), "normalize": s["normalize"]}))
+        multicrop = MultiCropAugment(MultiCropConfig.from_dict({**(s.multicrop or {}), "normalize": s.normalize}))
     y = torch.as_tensor(labels, dtype=torch.int64)
     x_fit, y_fit = images[fit_idx], y[fit_idx]
     x_val, y_val = images[val_idx], y[val_idx]
-    batch = max(1, min(int(s["batch_size"]), len(fit_idx)))
+    batch = max(1, min(s.batch_size, len(fit_idx)))
     schedule = LrSchedule.from_settings(opt, s, window=-(-len(fit_idx) // batch))
     best_state, best_key, best_epoch, since = None, None, None, 0
     history = []
-    for epoch in range(int(s["epochs"])):
+    for epoch in range(s.epochs):
         model.train(not frozen)
         order = torch.randperm(len(fit_idx), generator=gen)
         losses = []
@@ -239,7 +212,7 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            clip_gradients(trainable, s["clip_mode"], s["clip_value"])
+            clip_gradients(trainable, s.clip_mode, s.clip_value)
             scaler.step(opt)
             scaler.update()
             losses.append(float(loss.detach()))
@@ -247,7 +220,7 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
                 schedule.step(losses[-1])
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": float(opt.param_groups[0]["lr"])}
         if len(val_idx):
-            logits = predict_logits(model, x_val.split(256), device, s["normalize"], precision)
+            logits = predict_logits(model, x_val.split(256), device, s.normalize, precision)
             row["val_loss"] = float(F.cross_entropy(logits, y_val, weight=weight.cpu()))
             row["val_balanced_accuracy"] = score(y_val.numpy(), logits.argmax(1).numpy(), n_classes)[
                 "balanced_accuracy"]
@@ -259,9 +232,9 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
                 since += 1
         history.append(row)
         log.info("epoch %d %s", epoch, {k: round(v, 6) for k, v in row.items() if k != "epoch"})
-        if len(val_idx) and since >= int(s["patience"]):
+        if len(val_idx) and since >= s.patience:
             break
-        if sched is not None and epoch > int(s["lr_step_after"]):
+        if sched is not None and epoch > s.lr_step_after:
             sched.step()
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -274,15 +247,14 @@ def train_model(images: torch.Tensor, labels: np.ndarray, n_classes: int, backbo
 
 def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | Path, classes: Sequence[str],
                    image_size: int, channels: int, budget: str, seed: int, min_class_size: int | None,
-                   backbone_spec: Mapping[str, Any], settings: Mapping[str, Any],
-                   device: torch.device | None = None, model_factory=None, classifier: str = "finetune",
-                   section: str = "baselines.supervised") -> tuple[dict[str, Any], Embeddings, np.ndarray]:
+                   backbone_spec: Mapping[str, Any], s: FinetuneConfig,
+                   device: torch.device | None = None, model_factory=None,
+                   classifier: str = "finetune") -> tuple[dict[str, Any], Embeddings, np.ndarray]:
     """One fit of the DL baseline. Returns (record, the scored test set's labels, test predictions).
 
     ``model_factory(n_classes)`` gives the model to train instead of a fresh ``backbone_spec``
     classifier (the "SSL + LL" arm), recorded as ``classifier``."""
-    s = settings_with_defaults(settings)
-    device = device or resolve_device(s["device"])
+    device = device or resolve_device(s)
     all_classes = list(classes)
     pool, test_set = restrict_classes(split_labels(labeled, all_classes), split_labels(test, all_classes),
                                       min_class_size)
@@ -295,14 +267,14 @@ def run_supervised(labeled: pd.DataFrame, test: pd.DataFrame, image_root: str | 
         return ImageDataset(e.images.tolist(), Path(image_root), image_size,
                             labels=[classes[i] for i in e.labels], class_names=classes, channels=channels)
 
-    images, labels = load_all(dataset(subset), num_workers=s["num_workers"])
+    images, labels = load_all(dataset(subset), num_workers=s.num_workers)
     torch.manual_seed(seed)  # the new head of model_factory
     model = model_factory(len(classes)) if model_factory is not None else None
-    model, info = train_model(images, labels.numpy(), len(classes), backbone_spec, s, seed, device, model, section)
+    model, info = train_model(images, labels.numpy(), len(classes), backbone_spec, s, seed, device, model)
     loader = torch.utils.data.DataLoader(dataset(test_set), batch_size=256, shuffle=False,
-                                         num_workers=s["num_workers"])
-    logits = predict_logits(model, (x for x, _ in loader), device, s["normalize"],
-                            runtime.MixedPrecision(info["precision"], device, f"{section}.precision"))
+                                         num_workers=s.num_workers)
+    logits = predict_logits(model, (x for x, _ in loader), device, s.normalize,
+                            runtime.MixedPrecision(info["precision"], device, f"{s.label}.precision"))
     y_pred = logits.argmax(1).numpy()
     y_score = torch.softmax(logits.float(), dim=1).numpy()
     record = {

@@ -13,14 +13,18 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+from medssl.settings import Settings
+
 # Keys that change how fast a run goes but not what it computes; they may differ on resume.
 OPERATIONAL_KEYS = frozenset({"num_workers", "device", "compile", "checkpoint_every_epochs",
                               "fused_adamw", "grad_checkpointing"})
 
 
 @dataclass
-class TrainConfig:
-    """The trainer's keys; defaults are the reference DINO ones (docs/papers.md#dino-defaults)."""
+class TrainConfig(Settings):
+    """The trainer's keys; defaults are the reference DINO ones (docs/papers.md#dino-defaults).
+
+    ``from_dict`` (:class:`medssl.settings.Settings`) builds it from the config's mapping."""
 
     epochs: int = 100
     # Floor on the optimiser steps: on a pool too small for `epochs` to reach it, the epochs are raised
@@ -56,9 +60,7 @@ class TrainConfig:
         choices = {"clip_mode": ("norm", "agc", "none"), "precision": ("auto", "bf16", "fp16", "fp32"),
                    "device": ("auto", "cpu", "cuda"), "optimizer": ("adamw", "sgd"),
                    "lr_schedule": ("cosine", "constant")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{type(self).__name__}.{key}={getattr(self, key)!r}; expected one of {allowed}")
+        self.check_choices(choices)
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{type(self).__name__}.{key} must be >= 1, got {getattr(self, key)}")
@@ -68,29 +70,6 @@ class TrainConfig:
         for key in ("checkpoint_every_epochs", "lr_reference_batch", "min_steps"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{type(self).__name__}.{key} must be >= 0")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a (YAML) mapping; unknown keys raise, numbers given as strings are converted.
-
-        PyYAML reads ``5e-4`` as a string, so float fields accept strings.
-        """
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown {cls.label} config key(s): {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(fields))})")
-        kwargs = {}
-        for key, value in d.items():
-            kind = fields[key].type
-            if kind == "float" and not isinstance(value, bool):
-                value = float(value)
-            elif kind == "int" and not isinstance(value, bool) and float(value) == int(float(value)):
-                value = int(float(value))
-            elif kind == "bool" and not isinstance(value, bool):
-                raise ValueError(f"{cls.label} config key {key} must be true/false, got {value!r}")
-            kwargs[key] = value
-        return cls(**kwargs)
 
     def sized_to(self, iters_per_epoch: int) -> "TrainConfig":
         """This config for a pool of ``iters_per_epoch`` optimiser steps per epoch: unchanged when
