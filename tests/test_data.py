@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from medssl import data as D
-from medssl.data import DatasetError
+from medssl.data import DatasetError, synthetic
 
 SMALL_COUNTS = {c: 2 for c in D.SYNTHETIC_MARROW_CLASSES}
 
@@ -155,7 +155,7 @@ def test_generator_rerun_is_noop_or_atomic_replace(tmp_path):
 
 def test_generator_killed_midway_leaves_nothing(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = D._render_cell
+    real = synthetic.render_cell
 
     def dying(*a, **k):
         calls["n"] += 1
@@ -163,7 +163,7 @@ def test_generator_killed_midway_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(D, "_render_cell", dying)
+    monkeypatch.setattr(synthetic, "render_cell", dying)
     with pytest.raises(KeyboardInterrupt):
         D.generate_synthetic_marrow(tmp_path / "m", SMALL_COUNTS, 0, 32, 0)
     assert list(tmp_path.iterdir()) == []
@@ -450,3 +450,4 @@ def test_generator_regenerates_incomplete_same_params(tmp_path):
     assert _tree_digest(root) == before
     with pytest.raises(DatasetError, match="seed"):
         D.generate_synthetic_marrow(tmp_path / "n", SMALL_COUNTS, 0, 32, seed=-1)
+
