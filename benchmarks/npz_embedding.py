@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import yaml
 
-from medssl.data import ImageDataset
+from medssl.data.dataset import ImageDataset
 from medssl.embed import extract_features
 from medssl.ssl import build_backbone
 

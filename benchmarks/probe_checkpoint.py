@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from medssl.classify import run_budget
-from medssl.data import read_split
+from medssl.data.splits import read_split
 from medssl.embed import embed_split
 from medssl.ssl import load_backbone
 from snakemake.utils import update_config  # how --configfile overlays merge

@@ -32,7 +32,8 @@ from snakemake.utils import update_config  # how --configfile overlays merge
 
 from medssl.checks import with_dataset_params
 from medssl.classify import run_budget
-from medssl.data import index_folder, make_splits, read_split, write_split
+from medssl.data.sources import index_folder
+from medssl.data.splits import make_splits, read_split, write_split
 from medssl.embed import embed_split
 from medssl.ssl import build_backbone, load_backbone, run_pretraining
 

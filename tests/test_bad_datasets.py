@@ -1,5 +1,5 @@
 """What a careful user may put in a dataset, each case run through the real code path: odd image files
-(medssl.images), odd folders and links (medssl.files), odd class names, tiny classes and the config
+(medssl.data.images), odd folders and links (medssl.data.files), odd class names, tiny classes and the config
 values the schema lets through (medssl.checks). Each is read as documented, or refused naming the
 file, the class or the config key. All unit tests: 8x8 images, no workflow run."""
 from __future__ import annotations
@@ -16,10 +16,17 @@ from PIL import Image
 
 from medssl import checks
 from medssl.data import DatasetError, check_images, index_folder, load_image, make_splits, read_split, write_split
+from medssl.data.manifests import check_inside_root
+from medssl.data.sources import source_for
 from snakemake_runner import REPO
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())
+
+
+def folder_files(root: Path) -> list[str]:
+    """The files a folder source's fingerprint reads while Snakemake plans."""
+    return source_for({"source": {"kind": "folder", "root": str(root)}, "classes": []}, "ds").files()
 
 
 def save(path: Path, image: Image.Image, **kwargs) -> Path:
@@ -159,7 +166,7 @@ def test_hidden_files_and_macos_debris_are_not_images(tmp_path):
     manifest = index_folder(tmp_path, ["a", "b"])
     assert list(manifest["image"]) == ["a/0.png", "b/0.png", "b/sub/1.png"]
     check_images(manifest, tmp_path, ["a", "b"])
-    assert sorted(checks.source_files({"kind": "folder", "root": str(tmp_path)})) == sorted(
+    assert sorted(folder_files(tmp_path)) == sorted(
         str(tmp_path / p) for p in manifest["image"])
     # files that are not images by their name are not indexed, and the log says so
     save(tmp_path / "a" / "scan.webp", rgb(0), format="WEBP")
@@ -207,7 +214,7 @@ def test_symlinks_out_of_the_root_are_followed(tmp_path):
     manifest = index_folder(root, ["a", "b"])
     assert list(manifest["image"]) == ["a/0.png", "b/0.png", "b/3.png", "b/more/1.png", "b/more/2.png"]
     check_images(manifest, root, ["a", "b"])
-    files = checks.source_files({"kind": "folder", "root": str(root)})
+    files = folder_files(root)
     assert sorted(files) == sorted(str(root / p) for p in manifest["image"])
 
 
@@ -219,12 +226,11 @@ def test_symlinks_out_of_the_root_are_followed(tmp_path):
 def test_symlink_loop_or_a_folder_reached_twice_is_refused_naming_both(tmp_path, link, target, why):
     root = links(tmp_path)
     (root / link).symlink_to(target)
-    source = {"kind": "folder", "root": str(root)}
-    for call in [lambda: index_folder(root, ["a", "b"]), lambda: checks.source_files(source)]:
+    for call in [lambda: index_folder(root, ["a", "b"]), lambda: folder_files(root)]:
         with pytest.raises(DatasetError, match=rf"reached twice through a symlink or a hard link: .*remove the link"):
             call()
     with pytest.raises(DatasetError) as err:
-        checks.source_files(source)
+        folder_files(root)
     assert str(root / link) in str(err.value) and why.split()[-1] in str(err.value)
 
 
@@ -371,4 +377,4 @@ def test_unlabeled_root_beside_the_dataset_root(tmp_path):
     assert list(manifest["image"])[2:] == ["../ds_unlabeled/sub/y.png", "../ds_unlabeled/x.png"]
     assert list(manifest["label"]) == ["a", "b", "", ""]
     check_images(manifest, root, ["a", "b"])
-    checks.check_inside_root(manifest["image"].tolist(), root, "manifest.csv", [tmp_path / "ds_unlabeled"])
+    check_inside_root(manifest["image"].tolist(), root, "manifest.csv", [tmp_path / "ds_unlabeled"])

@@ -20,6 +20,8 @@ from PIL import Image
 from medssl import checks
 from medssl.classify import Embeddings, run_budget, score
 from medssl.data import DatasetError
+from medssl.data.manifests import check_inside_root
+from medssl.data.sources import source_for
 from medssl.runtime import NotRetried, fail_once
 from snakemake_runner import REPO, run_snakemake
 
@@ -86,11 +88,11 @@ def test_image_of_a_shipped_split_outside_the_manifest_is_verified(tmp_path):
 def test_paths_outside_the_dataset_root_are_refused_naming_the_row(tmp_path):
     images = ["a/0.png", "../../etc/passwd", "/etc/passwd", "a/../a/1.png"]
     with pytest.raises(DatasetError) as err:
-        checks.check_inside_root(images, tmp_path, "manifest.csv")
+        check_inside_root(images, tmp_path, "manifest.csv")
     assert "2 image path(s) outside the dataset root" in str(err.value)
     assert "line 3: '../../etc/passwd'" in str(err.value) and "line 4: '/etc/passwd'" in str(err.value)
     # a folder dataset's unlabeled_root may lie beside the root (index_dataset writes ../ paths)
-    checks.check_inside_root(["../unlabeled/x.png"], tmp_path / "root", "m", allowed=[tmp_path / "unlabeled"])
+    check_inside_root(["../unlabeled/x.png"], tmp_path / "root", "m", allowed=[tmp_path / "unlabeled"])
 
 
 def test_class_missing_from_a_split_is_warned_and_not_scored(tmp_path):
@@ -157,10 +159,10 @@ def test_non_finite_embeddings_are_refused_naming_the_file():
 
 def test_fingerprint_changes_when_a_dataset_file_changes(tmp_path):
     folder_dataset(tmp_path / "data", per_class=2)
-    source = {"kind": "folder", "root": str(tmp_path / "data")}
-    before = checks.dataset_fingerprint(checks.source_files(source))
+    source = source_for({"source": {"kind": "folder", "root": str(tmp_path / "data")}, "classes": ["a", "b"]}, "ds")
+    before = checks.dataset_fingerprint(source.files())
     write_png(tmp_path / "data" / "a" / "new.png")
-    assert checks.dataset_fingerprint(checks.source_files(source)) != before
+    assert checks.dataset_fingerprint(source.files()) != before
 
 
 # ------------------------------------------------------------------------------------------------

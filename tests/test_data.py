@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,7 +17,8 @@ import torch
 from PIL import Image
 
 from medssl import data as D
-from medssl.data import DatasetError
+from medssl.data import DatasetError, synthetic
+from snakemake_runner import REPO
 
 SMALL_COUNTS = {c: 2 for c in D.SYNTHETIC_MARROW_CLASSES}
 
@@ -155,7 +160,7 @@ def test_generator_rerun_is_noop_or_atomic_replace(tmp_path):
 
 def test_generator_killed_midway_leaves_nothing(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = D._render_cell
+    real = synthetic.render_cell
 
     def dying(*a, **k):
         calls["n"] += 1
@@ -163,7 +168,7 @@ def test_generator_killed_midway_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(D, "_render_cell", dying)
+    monkeypatch.setattr(synthetic, "render_cell", dying)
     with pytest.raises(KeyboardInterrupt):
         D.generate_synthetic_marrow(tmp_path / "m", SMALL_COUNTS, 0, 32, 0)
     assert list(tmp_path.iterdir()) == []
@@ -450,3 +455,69 @@ def test_generator_regenerates_incomplete_same_params(tmp_path):
     assert _tree_digest(root) == before
     with pytest.raises(DatasetError, match="seed"):
         D.generate_synthetic_marrow(tmp_path / "n", SMALL_COUNTS, 0, 32, seed=-1)
+
+
+# ---------------------------------------------------------------- the package's layout
+
+
+SCRIPTS = REPO / "workflow" / "scripts"
+DATA = REPO / "workflow" / "src" / "medssl" / "data"
+DATA_SCRIPTS = ["make_splits", "check_splits", "index_dataset", "generate_dataset", "check_manual_data"]
+
+
+def test_data_rules_load_no_torch():
+    """The data rules (on the demo's critical path) import neither torch nor, before a split is made, sklearn:
+    the imports of their scripts, and the modules medssl.checks.check_splits imports when called."""
+    imports = [ast.unparse(node) for name in DATA_SCRIPTS
+               for node in ast.parse((SCRIPTS / f"{name}.py").read_text()).body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+    code = "\n".join(["import sys", "import medssl.data.splits", *imports,
+                      "import medssl.data.images, medssl.data.manifests, medssl.data.sources, medssl.data.synthetic",
+                      "from medssl.data import read_split, source_for, DatasetError",
+                      "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'timm', 'sklearn'}))"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_the_dataset_module_imports_torch_and_no_module_is_long():
+    for path in sorted(DATA.glob("*.py")):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 450, path.name
+        imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(text))
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(text))
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert ("torch" in imported) == (path.name == "dataset.py"), path.name
+
+
+def test_only_sources_branches_on_the_source_kind():
+    """The kind of a dataset's source is looked up once, in medssl.data.sources.source_for: the rules, the
+    scripts and the rest of medssl ask the source object."""
+    pattern = re.compile(r"""source"?\]?\s*(\[\s*["']kind["']\s*\]|\.get\(\s*["']kind["'])""")
+    files = [*(REPO / "workflow").rglob("*.py"), *(REPO / "workflow").rglob("*.smk"), *(REPO / "benchmarks").rglob("*.py")]
+    assert [f.name for f in files if pattern.search(f.read_text()) and f.name != "sources.py"] == []
+    assert pattern.search((DATA / "sources.py").read_text())
+
+
+def test_sources_know_their_images_files_and_downloads(tmp_path):
+    from medssl.data.sources import source_for
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0.png").write_bytes(b"x")
+    url = {"url": "https://example.org/files/x.npz?download=1"}
+    kinds = {
+        "folder": ({"root": str(tmp_path)}, str(tmp_path), [str(tmp_path / "a" / "0.png")]),
+        "manifest": ({"root": str(tmp_path), "manifest": "m.csv"}, str(tmp_path), ["m.csv"]),
+        "npz": ({"path": "data/x_64.npz"}, "data/x_64.npz", ["data/x_64.npz"]),
+        "generated": ({"generator": "synthetic_marrow"}, "results/data/ds/synthetic", []),
+    }
+    for kind, (config, root, files) in kinds.items():
+        source = source_for({"source": {"kind": kind, **config}, "classes": ["a"]}, "ds")
+        assert (source.kind, source.image_root, source.files()) == (kind, root, files)
+        assert source.generated == (kind == "generated")
+        assert source.download_path({**url, "to": "t/x"}, "dl") == "t/x"
+        assert source.download_path({**url, "unpack": {"to": "u"}}, "dl") == "dl/ds/x.npz"
+        assert source.download_path(url, "dl") == ("data/x_64.npz" if kind == "npz" else "dl/ds/x.npz")
+    with pytest.raises(DatasetError, match=r"datasets.ds.split.group_column: .*source.kind 'folder' has none"):
+        source_for({"source": {"kind": "folder", "root": str(tmp_path)}, "classes": ["a"],
+                    "split": {"group_column": "lesion"}}, "ds").index()

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the medssl of this checkout
+from medssl.data.sources import source_for  # noqa: E402
 from medssl.ssl import kinds as medssl_kinds  # noqa: E402
 
 
@@ -42,6 +43,8 @@ def _expand_pretrain_seeds(methods):
 config["methods"] = _expand_pretrain_seeds(config["methods"])
 
 DATASETS = list(config["datasets"])
+SOURCES = {d: source_for(config["datasets"][d], d) for d in DATASETS}  # medssl.data.sources: where the images are
+GENERATED = [d for d in DATASETS if SOURCES[d].generated]  # images drawn by rule generate_dataset
 METHODS = config["methods"]
 CLASSIFIERS = config["evaluation"]["classifiers"]
 BUDGETS = [str(b) for b in config["evaluation"]["budgets"]]
@@ -204,9 +207,7 @@ def draw_outputs(dataset, variant, method):
 
 def dataset_fingerprint(wildcards):
     """index_dataset's param: changes when the manifest or a file of a folder dataset changes."""
-    return medssl_checks.dataset_fingerprint(
-        medssl_checks.source_files(config["datasets"][wildcards.dataset]["source"])
-    )
+    return medssl_checks.dataset_fingerprint(SOURCES[wildcards.dataset].files())
 
 
 def split_check(wildcards):
@@ -283,12 +284,7 @@ def embed_weights(wildcards):
 
 def image_root(dataset):
     """Folder the image paths of a dataset's manifest and splits are relative to."""
-    source = config["datasets"][dataset]["source"]
-    if source["kind"] == "generated":
-        return f"results/data/{dataset}/synthetic"
-    if source["kind"] == "npz":  # image ids are "<split>/<row>" inside the archive
-        return source["path"]
-    return source["root"]
+    return SOURCES[dataset].image_root
 
 
 def split_files(wildcards):
@@ -305,7 +301,7 @@ def split_files(wildcards):
 
 def dataset_images(wildcards):
     """The generated images are an output of the workflow; real images are user data."""
-    if dataset_cfg(wildcards)["source"]["kind"] == "generated":
+    if wildcards.dataset in GENERATED:
         return {"manifest": f"results/data/{wildcards.dataset}/manifest.csv"}
     return download_inputs(wildcards)  # rules/download.smk: {} for data already on disk
 

@@ -1,7 +1,5 @@
 # Helpers of rules/download.smk: which files each dataset downloads, unpacks or expects by hand.
 import re
-from pathlib import PurePosixPath
-from urllib.parse import urlparse
 
 DOWNLOAD_SETTINGS = {"dir": "data/downloads", "keep_archives": True, "retries": 5, "timeout": 60, "max_unpacked_gb": 100,
                      **config.get("downloads", {})}
@@ -11,12 +9,8 @@ def _download_items():
     """{file path: (dataset, item)} of every configured download; `file` is where it is saved."""
     items = {}
     for name, ds in config["datasets"].items():
-        source = ds["source"]
-        for item in source.get("download", []):
-            basename = PurePosixPath(urlparse(item["url"]).path).name
-            default = source["path"] if source["kind"] == "npz" and not item.get("unpack") else \
-                f"{DOWNLOAD_SETTINGS['dir']}/{name}/{basename}"
-            path = item.get("to", default)
+        for item in ds["source"].get("download", []):
+            path = SOURCES[name].download_path(item, DOWNLOAD_SETTINGS["dir"])
             if path in items:
                 raise ValueError(f"datasets.{name}.source.download: {path} is also the download of "
                                  f"datasets.{items[path][0]} (set `to:` to tell them apart)")

@@ -9,9 +9,7 @@ rule generate_dataset:
     benchmark:
         "results/benchmarks/generate_dataset/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternation(
-            [d for d in DATASETS if config["datasets"][d]["source"]["kind"] == "generated"]
-        ),
+        dataset=_alternation(GENERATED),
     params:
         dataset=dataset_cfg,
         seed=config["seed"],
@@ -31,9 +29,7 @@ rule index_dataset:
     benchmark:
         "results/benchmarks/index_dataset/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternation(
-            [d for d in DATASETS if config["datasets"][d]["source"]["kind"] != "generated"]
-        ),
+        dataset=_alternation([d for d in DATASETS if d not in GENERATED]),
     params:
         dataset=dataset_cfg,
         # re-index when the manifest or a file of the folder changes (a param change re-runs the rule)

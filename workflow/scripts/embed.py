@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from medssl.checks import check_disjoint, check_finite
-from medssl.data import read_split
+from medssl.data.splits import read_split
 from medssl.embed import embed_split
 from medssl.runtime import default_num_workers, die_with_snakemake, limit_threads, resolve_device, setup_logging
 from medssl.pretrained import preprocessing

@@ -5,7 +5,7 @@ log = setup_logging(snakemake.log[0])
 die_with_snakemake()
 with fail_once(snakemake.log[0], snakemake.resources.attempt):
     from medssl.checks import check_disjoint
-    from medssl.data import read_split
+    from medssl.data.splits import read_split
     from medssl.runtime import limit_threads
     from medssl.settings import SupervisedConfig
     from medssl.supervised import resolve_device, run_supervised, write_fit

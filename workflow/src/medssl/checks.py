@@ -5,8 +5,9 @@ Two kinds, both naming the culprit (file, row, config key, class):
 * plan-time config checks (:func:`config_errors`), run by ``rules/common.smk`` while Snakemake
   plans. They import only what they check (sklearn for an estimator, timm for a model name, the
   trainer's config classes for a method's keys), so this module keeps its top-level imports to
-  the standard library. A config is data: the only code it can name is a classifier class of an
-  allowed package (:func:`resolve_estimator`), checked here and again where it is instantiated;
+  the standard library and medssl.data.errors. A config is data: the only code it can name is a
+  classifier class of an allowed package (:func:`resolve_estimator`), checked here and again where
+  it is instantiated;
 * data checks run by the first job that reads the splits (``check_splits``) and again, cheaply,
   by every job that trains or scores (test/train overlap, paths outside the dataset root,
   classes missing from a split, non-finite embeddings).
@@ -21,21 +22,15 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
-SHOW = 5  # culprits named in a message; the count gives the rest
+from medssl.data.errors import SHOW, DatasetError
 
 
 def _first(items: Sequence[str]) -> str:
     items = list(items)
     more = f" (and {len(items) - SHOW} more)" if len(items) > SHOW else ""
     return ", ".join(repr(i) for i in items[:SHOW]) + more
-
-
-def _dataset_error(message: str) -> Exception:
-    from medssl.data import DatasetError  # lazy: medssl.data imports torch
-
-    return DatasetError(message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,42 +53,11 @@ def check_disjoint(splits: Mapping[str, Iterable[str]], source: str = "splits") 
             continue
         shared = sorted(test & set(map(str, images)))
         if shared:
-            raise _dataset_error(
+            raise DatasetError(
                 f"{source}: {len(shared)} of the {len(test)} test images are also in {name} (test split: "
                 f"{test_keys[0]}; a train/test leak; a test image must never be trained on): {_first(shared)}. "
                 "Use disjoint split files (for Endo the repaired splits/endo/, not sparsam's published files), or delete the split "
                 "files to have disjoint ones made from the split seed")
-
-
-def outside_root(image: str) -> bool:
-    """An absolute path, or one whose '..' parts leave the folder it is relative to."""
-    if PurePosixPath(image).is_absolute() or PureWindowsPath(image).is_absolute():
-        return True
-    parts = os.path.normpath(image.replace("\\", "/")).split(os.sep)
-    return parts[0] == ".."
-
-
-def check_inside_root(images: Sequence[str], root: str | Path, source: str,
-                      allowed: Sequence[str | Path] = ()) -> None:
-    """Refuse image paths that are absolute or leave ``root`` (``../../etc/passwd``), naming the
-    rows (line numbers of ``source``, header = line 1). ``allowed``: further folders the paths may
-    point into (a folder dataset's ``unlabeled_root``, as in the config)."""
-    root = Path(root)
-    extra = [os.path.abspath(a) for a in allowed]
-    bad = []
-    for line, image in enumerate(map(str, images), start=2):
-        if not outside_root(image):
-            continue
-        target = os.path.abspath(root / image)
-        if not PurePosixPath(image).is_absolute() and any(
-                target == a or target.startswith(a + os.sep) for a in extra):
-            continue
-        bad.append(f"line {line}: {image!r}")
-    if bad:
-        raise _dataset_error(
-            f"{source}: {len(bad)} image path(s) outside the dataset root {root} (paths must be "
-            f"relative to it, without '..' that leave it): " + "; ".join(bad[:SHOW])
-            + (f" (and {len(bad) - SHOW} more)" if len(bad) > SHOW else ""))
 
 
 def class_coverage(train_labels: Iterable[str], test_labels: Iterable[str],
@@ -127,7 +91,7 @@ def check_finite(features, images: Sequence[str], source: str) -> None:
 
     bad = np.flatnonzero(~np.isfinite(np.asarray(features)).all(axis=1))
     if len(bad):
-        raise _dataset_error(
+        raise DatasetError(
             f"{source}: {len(bad)} of {len(features)} embedding(s) contain NaN or infinite values "
             f"(the backbone that made them diverged?), e.g. for {_first([str(images[i]) for i in bad])}")
 
@@ -137,14 +101,16 @@ def check_splits(paths: Mapping[str, str | Path], manifest, root: str | Path, cl
     """Everything a training job relies on in the split files; returns a summary (counts, classes
     per split, warnings). Images in the manifest were verified when it was indexed; the others (a
     shipped split may list any file) are verified here."""
-    from medssl.data import check_images, read_split  # lazy: torch
+    from medssl.data.images import check_images  # lazy: pandas, numpy, PIL
+    from medssl.data.manifests import check_inside_root
+    from medssl.data.splits import read_split
 
     import pandas as pd
 
     splits = {name: read_split(Path(path), labeled=name != "unlabeled_train") for name, path in paths.items()}
     for name in ("labeled_train", "test"):
         if splits[name].empty:
-            raise _dataset_error(f"{paths[name]}: no images; a split without images leaves nothing to "
+            raise DatasetError(f"{paths[name]}: no images; a split without images leaves nothing to "
                                  f"{'train' if name == 'labeled_train' else 'score'} on: list its images, or delete "
                                  "the split files to have them made from split.seed")
     for name, frame in splits.items():
@@ -174,20 +140,6 @@ def dataset_fingerprint(files: Iterable[str | Path]) -> str:
     return digest.hexdigest()
 
 
-def source_files(source: Mapping) -> list[str]:
-    """The files a dataset source is read from: the manifest, or every file under a folder
-    (:func:`medssl.files.walk`, which refuses a symlink loop here, while Snakemake plans)."""
-    if source["kind"] == "manifest":
-        return [source["manifest"]]
-    if source["kind"] == "npz":
-        return [source["path"]]
-    if source["kind"] != "folder":
-        return []
-    from medssl.files import walk
-
-    return [str(p) for p in walk(*[top for top in (source["root"], source.get("unlabeled_root")) if top])]
-
-
 # --------------------------------------------------------------------------------------------
 # Plan-time config checks
 # --------------------------------------------------------------------------------------------
@@ -197,33 +149,29 @@ def dataset_errors(config: Mapping) -> list[str]:
     """Dataset keys the schema cannot check, naming the key: a root that is the whole file system
     (or, for a folder source, holds the working directory, whose results/ indexing would walk and
     every run would change), and class names the readers would not find (surrounding spaces, which
-    CSV readers strip; for a folder source, a name that is no single visible folder name)."""
-    from medssl.files import skipped
+    CSV readers strip; for a folder source, a name that is no single visible folder name). What a
+    kind refuses is its source's (:class:`medssl.data.sources.Source`)."""
+    from medssl.data.sources import source_for  # lazy: pandas
 
     errors = []
-    cwd = os.path.realpath(".")
     for name, ds in config["datasets"].items():
-        source, key = ds["source"], f"datasets.{name}"
+        source, key = source_for(ds, name), f"datasets.{name}"
         for field in ("root", "unlabeled_root"):
-            value = source.get(field)
+            value = ds["source"].get(field)
             if value is None:
                 continue
             real = os.path.realpath(value) if value.strip() else ""
             if not real or real == os.path.realpath(os.sep):
                 errors.append(f"{key}.source.{field}: {value!r} is {'empty' if not real else 'the whole file system'}; "
                               "give the folder of the dataset itself")
-            elif source["kind"] == "folder" and (cwd == real or cwd.startswith(real.rstrip(os.sep) + os.sep)):
-                errors.append(f"{key}.source.{field}: {value!r} holds the working directory {cwd}, where the workflow "
-                              "writes results/ and splits/ (indexing would walk them, and each run would change the "
-                              "dataset); give the folder of the dataset itself")
+            elif error := source.root_error(f"{key}.source.{field}", value, real):
+                errors.append(error)
         for cls in ds["classes"]:
             if not cls.strip() or cls != cls.strip():
                 errors.append(f"{key}.classes: {cls!r} is empty or starts or ends with a space, which the CSV readers "
                               "strip; write the class name without them")
-            elif source["kind"] == "folder" and ("/" in cls or "\\" in cls or skipped(cls)):
-                errors.append(f"{key}.classes: {cls!r} is not a folder name indexing reads (a folder source's classes "
-                              "are the visible folders directly under source.root: no '/', no leading '.', not "
-                              "__MACOSX); rename the folder and the class")
+            elif error := source.class_error(f"{key}.classes", cls):
+                errors.append(error)
     return errors
 
 

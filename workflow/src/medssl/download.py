@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from medssl.files import skipped, walk
+from medssl.data.files import skipped, walk
 
 __all__ = ["DownloadError", "ChecksumError", "file_hash", "verify_checksum", "fetch", "unpack",
            "archive_format", "local_path", "check_npz", "check_manual", "manual_instructions"]

@@ -13,7 +13,7 @@ import torch
 
 from medssl.augment import normalize
 from medssl.classify import Embeddings
-from medssl.data import ImageDataset
+from medssl.data.dataset import ImageDataset
 from medssl.runtime import MixedPrecision, resolve_device
 
 log = logging.getLogger(__name__)

@@ -205,7 +205,7 @@ def write_provenance(artifact: str | os.PathLike, config: dict | None = None) ->
     return sidecar
 
 
-# Errors that a retry reproduces: bad data (medssl.data.DatasetError is a ValueError), bad config
+# Errors that a retry reproduces: bad data (medssl.data.errors.DatasetError is a ValueError), bad config
 # values, a NaN loss (FloatingPointError). A killed process, a lost node or a CUDA error are not in
 # this list, so Snakemake's `retries` still re-runs those.
 DETERMINISTIC_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError, ImportError, NotImplementedError)

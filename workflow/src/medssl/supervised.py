@@ -41,7 +41,7 @@ from medssl import runtime
 from medssl.augment import normalize
 from medssl.classify import (Embeddings, budget_subset, class_coverage_fields, class_weights, holdout_split,
                              restrict_classes, score)
-from medssl.data import ImageDataset, load_all
+from medssl.data.dataset import ImageDataset, load_all
 from medssl.settings import BASELINE_CLIP_MODES, FinetuneConfig
 
 log = logging.getLogger(__name__)

@@ -65,7 +65,8 @@ def run_pretraining(spec: dict, log: logging.Logger | None = None) -> Path:
     backbone to ``output``. health.json is written to ``work_dir``.
     """
     from medssl.augment import MultiCropAugment  # keep `import medssl.ssl` light
-    from medssl.data import ImageDataset, read_split, ssl_pool
+    from medssl.data.dataset import ImageDataset
+    from medssl.data.splits import read_split, ssl_pool
     import pandas as pd
 
     log = log or logging.getLogger(__name__)

@@ -1,6 +1,6 @@
-"""Which files make up a dataset folder: one walk shared by indexing (medssl.data.index_folder), the
-plan-time fingerprint (medssl.checks.source_files) and the check of hand-placed data, so that all
-three see the same files.
+"""Which files make up a dataset folder: one walk shared by indexing (medssl.data.sources.index_folder),
+the plan-time fingerprint (medssl.data.sources.FolderSource.files) and the check of hand-placed data,
+so that all three see the same files.
 
 * hidden names (``.DS_Store``, macOS ``._x.png`` resource forks, ``.cache/``) and ``__MACOSX`` /
   ``Thumbs.db`` are not part of a dataset;
@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from medssl.errors import DatasetError
+from medssl.data.errors import DatasetError
 
 JUNK = ("__MACOSX", "Thumbs.db")  # archive and OS debris that is not hidden by its name
 

@@ -1,5 +1,6 @@
-"""Reading one image file the way the workflow uses it, and the check every file of a dataset passes
-when the dataset is indexed (:func:`problem`, through medssl.data.check_images).
+"""Reading one image the way the workflow uses it (:func:`load_image`: a file, or a row of a
+MedMNIST-format .npz), and the check every image of a dataset passes when the dataset is indexed
+(:func:`check_images`).
 
 What is read, and what is refused (README, "When something goes wrong"):
 
@@ -22,12 +23,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from medssl.errors import DatasetError
+from medssl.data.errors import DatasetError
+from medssl.data.manifests import clean_str
 
 MIN_SIDE = 2
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
@@ -135,3 +139,113 @@ def problem(path: str | os.PathLike) -> str | None:
     except DatasetError as err:
         return str(err).removeprefix(f"{path}: ")
     return None
+
+
+# --------------------------------------------------------------------------------------
+# MedMNIST-format .npz sources (source kind ``npz``)
+# --------------------------------------------------------------------------------------
+# An image id is "<split>/<row>" inside the archive, and the image root is the .npz file itself,
+# so ``root / image`` reads e.g. ``data/medmnist/bloodmnist_64.npz/train/000012``.
+
+NPZ_SPLITS = ("train", "val", "test")
+_NPZ_ARRAYS: dict[tuple[str, str], np.ndarray] = {}  # decompressed once per process
+
+
+def _npz_member(path: Path) -> tuple[Path, str, int] | None:
+    text = Path(path).as_posix()
+    i = text.rfind(".npz/")
+    if i < 0:
+        return None
+    split, _, row = text[i + 5:].partition("/")
+    if split not in NPZ_SPLITS or not row.isdigit():
+        raise DatasetError(f"{path}: not an image of the .npz (expected <file>.npz/<{'|'.join(NPZ_SPLITS)}>/<row>)")
+    return Path(text[: i + 4]), split, int(row)
+
+
+def npz_array(npz: Path, key: str) -> np.ndarray:
+    if (str(npz), key) not in _NPZ_ARRAYS:
+        if not npz.is_file():
+            raise DatasetError(f"{npz}: .npz file not found")
+        with np.load(npz) as data:
+            if key not in data.files:
+                raise DatasetError(f"{npz}: no array {key!r} (it has {sorted(data.files)}); not MedMNIST format")
+            _NPZ_ARRAYS[(str(npz), key)] = data[key]
+    return _NPZ_ARRAYS[(str(npz), key)]
+
+
+def _npz_image(npz: Path, split: str, row: int) -> np.ndarray:
+    images = npz_array(npz, f"{split}_images")
+    if not 0 <= row < len(images):
+        raise DatasetError(f"{npz}: {split} has {len(images)} images, no row {row}")
+    arr = np.asarray(images[row])
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise DatasetError(f"{npz}: {split}_images must be uint8 [N, H, W] or [N, H, W, 3], got "
+                           f"{images.dtype} {images.shape}")
+    return arr
+
+
+# --------------------------------------------------------------------------------------
+# Image checks and loading
+# --------------------------------------------------------------------------------------
+
+
+def _verify(path: Path) -> str | None:
+    """None if the file exists and decodes, else a short reason."""
+    member = _npz_member(path)
+    if member is not None:
+        try:
+            _npz_image(*member)
+        except DatasetError as e:
+            return str(e)
+        return None
+    return problem(path)
+
+
+def check_images(df: pd.DataFrame, root: Path, class_names: Sequence[str] | None = None) -> None:
+    """Check every ``image`` under ``root`` exists and decodes, and labels are known.
+
+    Raises :class:`DatasetError` listing the first 10 bad files (full paths)
+    and the total count, or the unknown classes.
+    """
+    root = Path(root)
+    if "image" not in df.columns:
+        raise DatasetError("check_images: table has no 'image' column")
+    if class_names is not None and "label" in df.columns:
+        labels = set(clean_str(df["label"])) - {""}
+        unknown = sorted(labels - set(class_names))
+        if unknown:
+            raise DatasetError(
+                f"{root}: unknown class(es) {unknown} not in class_names {list(class_names)}"
+            )
+    bad = []
+    for rel in df["image"]:
+        path = root / str(rel)
+        why = _verify(path)
+        if why is not None:
+            bad.append(f"{path} ({why})")
+    if bad:
+        raise DatasetError(
+            f"{len(bad)} bad image file(s) of {len(df)} under {root}; first {min(10, len(bad))}: "
+            + "; ".join(bad[:10])
+        )
+
+
+def load_image(path: Path, image_size: int, channels: int = 3,
+               resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+    """Load an image as uint8 ``[S, S, C]`` (C = 3 RGB or 1 grayscale).
+
+    Resizing uses ``resample`` (BILINEAR; a pretrained model's own interpolation for its frozen
+    embedding), which PIL antialiases when downscaling.  The original paper's code used NEAREST
+    here -- aliasing that we deliberately do not repeat.
+    """
+    if channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 or 3, got {channels!r}")
+    member = _npz_member(Path(path))
+    im = Image.fromarray(_npz_image(*member)) if member is not None else read(path)
+    im = convert(im, "L" if channels == 1 else "RGB")
+    if im.size != (image_size, image_size):
+        im = im.resize((image_size, image_size), resample)
+    arr = np.array(im, dtype=np.uint8)  # writable copy (torch.from_numpy needs one)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return np.ascontiguousarray(arr)
