@@ -119,7 +119,7 @@ def test_metrics_leave_out_a_class_without_test_images():
     spec = {"lr": {"estimator": "sklearn.linear_model.LogisticRegression"}}
     _, _, record, _ = next(run_budget(train, test, "all", [0], spec, []))
     assert record["classes_without_test_images"] == ["c"] and record["per_class_recall"][2] is None
-    from medssl.report import mean_confusion, per_class_accuracy, plot_confusion_matrix
+    from medssl.figures import mean_confusion, per_class_accuracy, plot_confusion_matrix
 
     mean, _ = mean_confusion([record])
     assert np.isnan(mean[2]).all() and not np.isnan(mean[:2]).any()  # no 0.00 +- 0.00 row

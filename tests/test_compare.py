@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from medssl.compare import comparison_settings, comparison_table, format_comparison, plot_method_curves
-from medssl.report import save_figure, summarize
+from medssl.report import summarize
+from medssl.figures import save_figure
 
 DATASETS = {"breast": {"title": "BreaKHis 400X"}, "crc": {}}
 METHODS = ["simclr", "vicreg", "random_init"]
@@ -97,7 +98,8 @@ def test_settings_defaults_and_plan_time_errors():
 
 
 def test_an_imagenet_initialised_baseline_is_a_second_black_line():
-    from medssl.report import arm_label, plot_balanced_accuracy
+    from medssl.report import arm_label
+    from medssl.figures import plot_balanced_accuracy
 
     metrics = metrics_table()
     imagenet = metrics[metrics["method"] == "supervised"].assign(method="supervised_imagenet")

@@ -46,7 +46,7 @@ def side_effect_package(tmp_path, monkeypatch):
     ("sklearn.metrics.accuracy_score", (), "'sklearn.metrics.accuracy_score' is not a class (it is a function)"),
     ("sklearn.preprocessing.StandardScaler", (), "has no predict method, so it is not a classifier"),
     ("sklearn.utils.Bunch", (), "is not a scikit-learn estimator"),
-    ("medssl.classify.Path", (), "is defined in pathlib, outside the allowed packages"),
+    ("medssl.budgets.Path", (), "is defined in pathlib, outside the allowed packages"),
     ("medssl.ssl.__main__.main", (), "is not a dotted class name"),
     ("sklearn.svm.SVQ", (), "'sklearn.svm.SVQ' cannot be imported"),
 ])

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.report import (add_paired_to_summary, budget_positions, collect_metrics, label_efficiency,
-                           mean_confusion, paired_comparison, plot_balanced_accuracy, plot_confusion_matrix,
-                           plot_label_efficiency, save_figure, summarize)
+from medssl.report import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
+from medssl.figures import (budget_positions, mean_confusion, plot_balanced_accuracy, plot_confusion_matrix,
+                            plot_label_efficiency, save_figure)
 
 
 def fit_record(method, classifier, budget, seed, bacc, n_classes=3):

@@ -213,3 +213,9 @@ def test_every_kind_computes_the_pinned_losses(kind, tmp_path):
     train(method, cfg, TINY_VIT, dataset(), aug, tmp_path)
     losses = [float(r["loss"]) for r in read_rows(tmp_path / "train_log.csv")]
     assert losses == pytest.approx(PINNED[kind], rel=1e-4, abs=1e-6)
+
+
+def test_no_module_of_medssl_is_over_450_lines():
+    long = {str(p.relative_to(SRC)): n for p in (SRC / "medssl").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, f"split these modules by concern: {long}"

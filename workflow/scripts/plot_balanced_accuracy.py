@@ -2,7 +2,8 @@
 import pandas as pd
 
 from medssl.health import did_not_learn
-from medssl.report import benchmarks, plot_balanced_accuracy, save_figure
+from medssl.report import benchmarks
+from medssl.figures import plot_balanced_accuracy, save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

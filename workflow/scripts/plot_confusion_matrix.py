@@ -3,7 +3,8 @@ budget, class frequencies, and per-class accuracy of ours, the literature's and 
 with bootstrap intervals over test images."""
 import pandas as pd
 
-from medssl.report import DL_ARM, plot_confusion_matrix, read_fit, save_figure
+from medssl.report import DL_ARM, read_fit
+from medssl.figures import plot_confusion_matrix, save_figure
 from medssl.statistics import per_class_bootstrap
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 

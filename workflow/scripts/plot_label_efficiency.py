@@ -2,7 +2,7 @@
 import pandas as pd
 
 from medssl.health import did_not_learn
-from medssl.report import plot_label_efficiency, save_figure
+from medssl.figures import plot_label_efficiency, save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

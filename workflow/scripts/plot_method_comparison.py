@@ -2,7 +2,7 @@
 import pandas as pd
 
 from medssl.compare import plot_method_curves, pretrained_methods, reference_methods
-from medssl.report import save_figure
+from medssl.figures import save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

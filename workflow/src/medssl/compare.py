@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 if TYPE_CHECKING:
     import pandas as pd
 
-# pandas and medssl.report are imported where used: `comparison_settings` runs at plan time.
+# pandas, medssl.report and medssl.figures are imported where used: `comparison_settings` runs at plan time.
 
 TABLE_METRICS = {"accuracy": "Acc", "macro_f1": "F1", "roc_auc": "AUC"}
 BASELINE_CLASSIFIER = "finetune"  # the classifier name of the supervised baselines' records
@@ -82,7 +82,7 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
     Returns the matplotlib figure."""
     import seaborn as sns
 
-    from medssl.report import _budget_axis, _pyplot, budget_positions, interval_band
+    from medssl.figures import _budget_axis, _pyplot, budget_positions, interval_band
 
     plt = _pyplot()
     data = summary[(summary["variant"] == variant) & summary["dataset"].isin(list(datasets))].copy()
