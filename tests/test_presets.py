@@ -152,3 +152,15 @@ def test_views_a_vit_cannot_cut_into_patches_are_refused_at_planning():
                "backbone.kwargs.patch_size 4; set local_size to a multiple of 4" in e for e in errors)
     config["backbone"]["kwargs"]["dynamic_img_pad"] = True  # timm pads such views itself
     assert view_size_errors(config) == []
+
+
+def test_medmnist_dino_is_the_demo_recipe_but_for_its_image_size():
+    """A --configfile replaces the demo config, so config/medmnist.yaml carries the demo's DINO recipe
+    itself; it may differ only where 28-px images need it (its local views) and in its checkpoint
+    interval, so a change to the recipe cannot reach one config and miss the other."""
+    demo, medmnist = load("config.yaml")["methods"]["dino"], load("medmnist.yaml")["methods"]["dino"]
+    allowed = {"params": {"checkpoint_every_epochs"}, "augmentation": {"local_size"}}
+    for section, keys in allowed.items():
+        a, b = demo.get(section, {}), medmnist.get(section, {})
+        differ = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+        assert differ <= keys, (section, {k: (a.get(k), b.get(k)) for k in differ - keys})
