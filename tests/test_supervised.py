@@ -221,3 +221,19 @@ def test_global_norm_clipping_is_the_norm_of_all_gradients():
     assert float(torch.cat([p.grad.flatten() for p in ours.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
     with pytest.raises(ValueError, match="clip_mode"):
         clip_gradients(ours.parameters(), "norm", 0.5)
+
+
+def test_linear_layer_views_are_those_the_method_was_pretrained_with():
+    """A SimCLR entry without an augmentation block pretrained on SimCLR's own views; the arm trains on
+    them too (its config's keys over the kind's defaults), not on DINO-style multi-crop defaults."""
+    from medssl.linear_layer import settings_for_method
+    from medssl.settings import LinearLayerConfig
+    from medssl.ssl.simclr import SimCLR
+
+    base = LinearLayerConfig.from_dict({})
+    assert settings_for_method(base, {}, "simclr").multicrop == SimCLR.augmentation_defaults
+    own = settings_for_method(base, {"hflip_p": 0.0, "normalize": "minus_one_one"}, "simclr")
+    assert own.multicrop == {**SimCLR.augmentation_defaults, "hflip_p": 0.0, "normalize": "minus_one_one"}
+    assert own.normalize == "minus_one_one"
+    published = settings_for_method(base, {"normalize": "minus_one_one"}, "published")  # untrained kinds: as given
+    assert published.multicrop == {"normalize": "minus_one_one"} and published.normalize == "minus_one_one"

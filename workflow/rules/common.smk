@@ -354,10 +354,13 @@ def linear_layer_outputs(dataset, variant):
     )
 
 
-def linear_layer_augmentation(wildcards):
-    """The views (and normalisation) the arm trains with: the method's, else the SSL method's."""
-    return (METHODS[wildcards.method].get("augmentation")
-            or METHODS[method_instances(ssl_method())[0]].get("augmentation") or {})
+def linear_layer_views(wildcards):
+    """The views (and normalisation) the arm trains with: those the method was pretrained with (a trained
+    kind's view defaults under its `augmentation`, applied by medssl.linear_layer.settings_for_method), or
+    for an untrained kind its own `augmentation`, else the SSL method's."""
+    own = METHODS[wildcards.method]
+    entry = own if own["kind"] in SSL_KINDS or own.get("augmentation") else METHODS[method_instances(ssl_method())[0]]
+    return {"kind": entry["kind"], "augmentation": entry.get("augmentation") or {}}
 
 
 def all_fit_outputs(wildcards=None):

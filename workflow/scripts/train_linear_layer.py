@@ -15,7 +15,7 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
     wc = snakemake.wildcards
     ds = snakemake.params.dataset
     settings = settings_for_method(LinearLayerConfig.from_dict(snakemake.params.settings),
-                                   snakemake.params.augmentation)
+                                   snakemake.params.views["augmentation"], snakemake.params.views["kind"])
     device = resolve_device(settings)
     log.info("training on %s (%d threads); settings %s", device, snakemake.threads, settings)
     backbone = snakemake.params.backbone
