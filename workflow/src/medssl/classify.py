@@ -213,6 +213,9 @@ def predict(estimator: BaseEstimator, X: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"predict mode must be 'predict' or 'proba_argmax', got {mode!r}")
 
 
+_SAID: set[tuple[str, str, str]] = set()
+
+
 def class_scores(estimator: BaseEstimator, X: np.ndarray, n_classes: int) -> tuple[np.ndarray | None, str]:
     """Per-class scores [N, n_classes] for ROC AUC, and where they came from.
 
@@ -228,7 +231,10 @@ def class_scores(estimator: BaseEstimator, X: np.ndarray, n_classes: int) -> tup
         try:
             raw = np.asarray(getattr(estimator, method)(X), dtype=np.float64)
         except ValueError as err:
-            log.warning("%s.%s failed (%s): no scores from it", type(estimator).__name__, method, err)
+            said = (type(estimator).__name__, method, str(err))
+            if said not in _SAID:  # once per process, not once per label draw
+                _SAID.add(said)
+                log.warning("%s.%s failed (%s): no scores from it (said once)", *said)
             continue
         break
     else:
