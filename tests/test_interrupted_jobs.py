@@ -137,7 +137,8 @@ def test_sigkill_of_snakemake_during_fit_classifiers_leaves_whole_fits_only(tmp_
     run_jobs(tmp_path, [[str(SCRIPTS / "fit_classifiers.py"), {
         "log": [str(tmp_path / "fit.log")], "threads": 1,
         "input": {"labeled_train": str(tmp_path / "labeled_train.npz"), "test": str(tmp_path / "test.npz")},
-        "output": {"metrics": metrics, "predictions": [m.replace(".json", ".predictions.csv") for m in metrics]},
+        "output": {"metrics": metrics, "predictions": [m.replace(".json", ".predictions.csv") for m in metrics],
+                   "draws": []},
         "params": {"classifiers": classifiers, "preprocessing": [], "budgets": ["all", "1"], "seeds": [0],
                    "min_class_size": None},
         "wildcards": {"dataset": "ds", "variant": "classes_all", "method": "fits"},  # .../{method}/budget_

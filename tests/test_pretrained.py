@@ -90,6 +90,7 @@ def test_model_defaults_to_the_config_backbone_with_its_kwargs():
 def tiny_config(tmp_path, weights):
     config = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
     config["methods"] = {"random_init": {"kind": "random_init"}, "frozen_pretrained": method(weights)}
+    config["evaluation"].pop("draws", None)
     config["evaluation"].update(budgets=[5, "all"], seeds=[0],
                                 classifiers={k: config["evaluation"]["classifiers"][k] for k in ["logreg", "knn"]})
     config["baselines"] = {}
