@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from shipped import load_config  # benchmarks/shipped.py: --configfile files merged as Snakemake does
 from medssl.classify import run_budget
 from medssl.data.splits import read_split
 from medssl.embed import embed_split
 from medssl.ssl import load_backbone
-from snakemake.utils import update_config  # how --configfile overlays merge
 
 
 def teacher_backbone(ssl_dir: Path, backbone_spec: dict) -> torch.nn.Module:
@@ -47,9 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--classifiers", nargs="+", default=["svm", "logreg"])
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    cfg: dict = {}
-    for f in args.configfile:
-        update_config(cfg, yaml.safe_load(f.read_text()))
+    cfg = load_config(args.configfile, root=Path.cwd())
     ds = cfg["datasets"][args.dataset]
     method = cfg["methods"][args.method]
     root = ds["source"]["root"]

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from snakemake.utils import update_config  # how --configfile overlays merge
 
+from shipped import load_config  # benchmarks/shipped.py: --configfile files merged as Snakemake does
 from medssl.checks import with_dataset_params
 from medssl.classify import run_budget
 from medssl.data.sources import index_folder
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg: dict = {}
-    for f in args.configfile:
-        update_config(cfg, yaml.safe_load(f.read_text()))
+    cfg = load_config(args.configfile, root=Path.cwd())
     ds = cfg["datasets"][args.dataset]
     method = apply_sets(with_dataset_params(cfg["methods"][args.method], ds, args.method), args.sets)
     tag = args.tag or args.method
