@@ -62,3 +62,18 @@ def test_embedding_threads_come_from_the_config(tmp_path):
     overlay = tmp_path / "threads.yaml"
     overlay.write_text("evaluation:\n  embedding_threads: 3\n")
     assert embed_threads("--configfile", "config/config.yaml", str(overlay)) == [3, 3]
+
+
+def pretrain_threads(cores):
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", str(cores),
+           "results/ssl/synthetic_marrow/dino/backbone.pt"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+    job = re.search(r"^(?:local)?rule pretrain_ssl:\n((?:    .*\n)+)", out, re.M)
+    assert job, out[-3000:]
+    return int(m.group(1)) if (m := re.search(r"threads: (\d+)", job.group(1))) else 1
+
+
+def test_pretraining_takes_half_the_cores_at_most_8():
+    """On the demo's 2 cores pretraining trains on one, and the jobs that do not need its weights run on
+    the other; on a big machine it stops at 8 (a cluster profile's set-threads decides there)."""
+    assert [pretrain_threads(c) for c in (1, 2, 6, 32)] == [1, 1, 3, 8]
