@@ -4,10 +4,10 @@ budget, and what they add to a whole fit job.
 Embeddings: a folder with the embedding stage's `labeled_train.npz` and `test.npz` (e.g. the demo's
 `results/embeddings/synthetic_marrow/dino`), or `--isic`: the paper-sized synthetic pair of
 `benchmarks/sweep.py` (17,731 x 384, ISIC 2019 class counts, test 7,600). Classifiers and preprocessing
-come from `--config`. Every draw is fit as the pipeline fits it (`medssl.classify`: one front per labeled
+come from `--config`. Every draw is fit as the pipeline fits it (`medssl.evaluate.classify`: one front per labeled
 subset, shared by the classifiers that use it) on one BLAS thread, and timed in CPU seconds, which unlike
 wall time do not grow when other jobs share the machine. `--job` also runs a whole fit job
-(`medssl.fit_sweep.run_sweep`, every budget and seed of the config) with and without the draws.
+(`medssl.evaluate.fit_sweep.run_sweep`, every budget and seed of the config) with and without the draws.
 
     .venv/bin/python benchmarks/draws.py --embeddings results/embeddings/synthetic_marrow/dino --n 100
     .venv/bin/python benchmarks/draws.py --isic --config config/paper.yaml --n 10 --budgets 1,10
@@ -31,8 +31,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def draw_costs(train, test, budgets: list[str], n: int, classifiers: dict, preprocessing: list[str]) -> dict:
     """{budget: {"front": s, <classifier>: s}}: CPU seconds of n draws (seeds 0..n-1), the shared
     preprocessing apart; each classifier's time is its fit, test predictions, scores and metrics."""
-    from medssl.classify import budget_subset, build_classifier, class_scores, predict, score
-    from medssl.preprocessing import classifier_steps, preprocessed
+    from medssl.evaluate.budgets import budget_subset
+    from medssl.evaluate.classify import build_classifier, class_scores, predict, score
+    from medssl.evaluate.preprocessing import classifier_steps, preprocessed
 
     out = {}
     for budget in budgets:
@@ -56,8 +57,8 @@ def draw_costs(train, test, budgets: list[str], n: int, classifiers: dict, prepr
 
 def job_cpu(train_path: Path, test_path: Path, evaluation: dict) -> float:
     """CPU seconds of the fits of one fit job (every budget x seed, and the config's draws)."""
-    from medssl import draws
-    from medssl.fit_sweep import run_sweep
+    from medssl.evaluate import draws
+    from medssl.evaluate.fit_sweep import run_sweep
 
     start = time.process_time()
     for _ in run_sweep(train_path, test_path, [str(b) for b in evaluation["budgets"]], evaluation["seeds"],
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "draws.json")
     args = parser.parse_args(argv)
 
-    from medssl.classify import Embeddings
+    from medssl.evaluate.budgets import Embeddings
     from medssl.runtime import limit_threads
 
     limit_threads(1)

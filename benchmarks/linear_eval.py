@@ -1,4 +1,4 @@
-"""SmallDataSSL's linear evaluation on stored embeddings: medssl.probes.MLPProbe against a plain loop of
+"""SmallDataSSL's linear evaluation on stored embeddings: medssl.evaluate.probes.MLPProbe against a plain loop of
 the paper's `linear.py` epoch (docs/papers.md#smalldatassl-evaluation) on the same features, threads and settings.
 
 Data: pneumonia-sized synthetic ResNet-50 embeddings (4,708 training x 2,048, 2 classes 1:3, Gaussian
@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from medssl.classify import holdout_split
-from medssl.probes import MLPProbe
+from medssl.evaluate.budgets import holdout_split
+from medssl.evaluate.probes import MLPProbe
 
 
 def data(n_train=4708, n_test=624, dim=2048, seed=0):

@@ -17,7 +17,7 @@ import yaml
 
 from medssl.data.dataset import ImageDataset
 from medssl.embed import extract_features
-from medssl.ssl import build_backbone
+from medssl.backbone import build_backbone
 
 
 def main(argv=None):

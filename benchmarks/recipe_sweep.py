@@ -4,7 +4,7 @@ The pipeline's protocol without the DAG's per-job overhead, for tuning sweeps on
 the dataset's stratified split (``split.test_fraction`` / ``split.seed`` of its config entry), SSL
 pretraining with ``medssl.ssl.run_pretraining`` on the SSL pool, embeddings of labeled_train and test
 with the trained and with the ``random_init`` backbone (cached per dataset and backbone), and the
-configured classifiers at each budget and seed (``medssl.classify.run_budget``). Prints one line per
+configured classifiers at each budget and seed (``medssl.evaluate.classify.run_budget``). Prints one line per
 classifier x budget (SSL, random_init, gap) and writes ``<out>/<dataset>/<tag>/result.json``.
 
     python benchmarks/recipe_sweep.py --configfile config/config.yaml benchmarks/real_data.yaml \\
@@ -31,11 +31,12 @@ import yaml
 
 from shipped import load_config  # benchmarks/shipped.py: --configfile files merged as Snakemake does
 from medssl.checks import with_dataset_params
-from medssl.classify import run_budget
+from medssl.evaluate.classify import run_budget
 from medssl.data.sources import index_folder
 from medssl.data.splits import make_splits, read_split, write_split
 from medssl.embed import embed_split
-from medssl.ssl import build_backbone, load_backbone, run_pretraining
+from medssl.backbone import build_backbone, load_backbone
+from medssl.ssl import run_pretraining
 
 
 def apply_sets(method: dict, sets: list[str]) -> dict:

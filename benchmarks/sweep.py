@@ -4,13 +4,13 @@ Data: a labeled pool of 17,731 x 384 and a test set of 7,600 with the ISIC 2019 
 paper's splits (8 classes, NV 9,012 ... DF 167), Gaussian class clusters, written as the pair of
 .npz files that the embedding stage writes.
 
-  pipeline    one `fit_classifiers` job: one process that calls medssl.fit_sweep.run_sweep, which
+  pipeline    one `fit_classifiers` job: one process that calls medssl.evaluate.fit_sweep.run_sweep, which
               spreads the (budget, seed) tasks, largest first, over `--jobs` worker processes (the
               job's threads), one BLAS thread each; one PowerTransformer -> PCA per labeled subset,
               shared by SVM, kNN and LR.
   sequential  one loop in one process, as sparsam's reproduce_results.py: for every budget, seed and
               classifier a fresh sklearn Pipeline([PowerTransformer(), PCA(), classifier]) on the same
-              subset (medssl.classify.sample_budget), BLAS free to use every core.
+              subset (medssl.evaluate.classify.sample_budget), BLAS free to use every core.
 
 Both runs use the classifier entries of config/paper.yaml (SVC with probability and argmax of the
 probabilities, kNN with k = 5 x classes, LR) and the same seeds, and the script checks that the
@@ -30,7 +30,7 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ ALL_BUDGETS = ["1", "5", "10", "25", "50", "100", "250", "500", "1000", "all"]
 def make_embeddings(folder: Path, dim: int = 384, seed: int = 0) -> tuple[Path, Path]:
     """Class means on a sphere plus a shared random covariance; overlap so that accuracy rises with
     the budget instead of saturating at 1."""
-    from medssl.classify import Embeddings
+    from medssl.evaluate.budgets import Embeddings
 
     rng = np.random.default_rng(seed)
     classes = list(ISIC_TRAIN)
@@ -85,7 +85,7 @@ def paper_classifiers(names: list[str] | None = None) -> dict:
 def _pipeline_job(train_path: str, test_path: str, budgets: list[str], seeds: list[int], classifiers: dict,
                   jobs: int) -> dict:
     """One fit_classifiers job: a fresh process that runs the whole sweep with `jobs` workers."""
-    from medssl.fit_sweep import run_sweep
+    from medssl.evaluate.fit_sweep import run_sweep
     from medssl.runtime import limit_threads
 
     limit_threads(1)
@@ -119,7 +119,8 @@ def _sequential(train_path: str, test_path: str, budgets: list[str], seeds: list
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import PowerTransformer
 
-    from medssl.classify import Embeddings, build_classifier, predict, sample_budget
+    from medssl.evaluate.budgets import Embeddings, sample_budget
+    from medssl.evaluate.classify import build_classifier, predict
 
     train, test = Embeddings.load(train_path), Embeddings.load(test_path)
     scores, per_budget, fit_seconds, cpu_seconds = {}, {}, {}, {}

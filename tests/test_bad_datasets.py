@@ -227,7 +227,7 @@ def test_symlink_loop_or_a_folder_reached_twice_is_refused_naming_both(tmp_path,
     root = links(tmp_path)
     (root / link).symlink_to(target)
     for call in [lambda: index_folder(root, ["a", "b"]), lambda: folder_files(root)]:
-        with pytest.raises(DatasetError, match=rf"reached twice through a symlink or a hard link: .*remove the link"):
+        with pytest.raises(DatasetError, match=r"reached twice through a symlink or a hard link: .*remove the link"):
             call()
     with pytest.raises(DatasetError) as err:
         folder_files(root)

@@ -18,7 +18,8 @@ import yaml
 from PIL import Image
 
 from medssl import checks
-from medssl.classify import Embeddings, run_budget, score
+from medssl.evaluate.budgets import Embeddings
+from medssl.evaluate.classify import run_budget, score
 from medssl.data import DatasetError
 from medssl.data.manifests import check_inside_root
 from medssl.data.sources import source_for
@@ -119,7 +120,7 @@ def test_metrics_leave_out_a_class_without_test_images():
     spec = {"lr": {"estimator": "sklearn.linear_model.LogisticRegression"}}
     _, _, record, _ = next(run_budget(train, test, "all", [0], spec, []))
     assert record["classes_without_test_images"] == ["c"] and record["per_class_recall"][2] is None
-    from medssl.figures import mean_confusion, per_class_accuracy, plot_confusion_matrix
+    from medssl.report.figures import mean_confusion, per_class_accuracy, plot_confusion_matrix
 
     mean, _ = mean_confusion([record])
     assert np.isnan(mean[2]).all() and not np.isnan(mean[:2]).any()  # no 0.00 +- 0.00 row

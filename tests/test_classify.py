@@ -2,13 +2,15 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from medssl.classify import (ClassScaledKNN, CosineKNN, Embeddings, budget_subset, build_classifier,
-                             build_preprocessor, run_budget, sample_budget, score)
+from medssl.evaluate.budgets import Embeddings, budget_subset, sample_budget
+from medssl.evaluate.classify import build_classifier, run_budget, score
+from medssl.evaluate.estimators import ClassScaledKNN, CosineKNN
+from medssl.evaluate.preprocessing import build_preprocessor
 
 CLASSIFIERS = {
     "svm": {"estimator": "sklearn.svm.SVC", "params": {"C": 1.0, "class_weight": "balanced", "probability": True},
             "predict": "proba_argmax"},
-    "knn": {"estimator": "medssl.classify.ClassScaledKNN", "params": {"neighbors_per_class": 5}},
+    "knn": {"estimator": "medssl.evaluate.estimators.ClassScaledKNN", "params": {"neighbors_per_class": 5}},
     "logreg": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"C": 2.5, "max_iter": 2000}},
 }
 
@@ -117,7 +119,7 @@ def test_embeddings_round_trip(tmp_path):
 
 
 def test_restrict_classes_keeps_large_classes_and_their_subsets():
-    from medssl.classify import budget_subset, restrict_classes
+    from medssl.evaluate.budgets import budget_subset, restrict_classes
 
     labels = np.array([0] * 40 + [1] * 5 + [2] * 30)
     pool = Embeddings(np.zeros((len(labels), 2), np.float32), np.array([f"i{k}" for k in range(len(labels))]),
@@ -149,7 +151,7 @@ def test_run_budget_variant_scores_only_the_kept_classes():
 
 
 def test_holdout_split_is_stratified_seeded_and_spares_tiny_classes():
-    from medssl.classify import holdout_split
+    from medssl.evaluate.budgets import holdout_split
 
     labels = np.array([0] * 10 + [1] * 3 + [2] * 2 + [3] * 1)
     fit, val = holdout_split(labels, 0.3, seed=0)
@@ -160,7 +162,7 @@ def test_holdout_split_is_stratified_seeded_and_spares_tiny_classes():
 
 
 def test_linear_probe_learns_early_stops_and_is_seeded():
-    from medssl.classify import LinearProbe
+    from medssl.evaluate.estimators import LinearProbe
 
     train, test = embeddings(n=200, seed=3, n_test=200)
     probe = LinearProbe(max_epochs=100, patience=10, random_state=0).fit(train.features, train.labels)

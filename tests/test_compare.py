@@ -1,11 +1,11 @@
-"""The SmallDataSSL-style method comparison (medssl.compare) on small synthetic metrics tables."""
+"""The SmallDataSSL-style method comparison (medssl.report.compare) on small synthetic metrics tables."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.compare import comparison_settings, comparison_table, format_comparison, plot_method_curves
-from medssl.report import summarize
-from medssl.figures import save_figure
+from medssl.report.compare import comparison_settings, comparison_table, format_comparison, plot_method_curves
+from medssl.report.tables import summarize
+from medssl.report.figures import save_figure
 
 DATASETS = {"breast": {"title": "BreaKHis 400X"}, "crc": {}}
 METHODS = ["simclr", "vicreg", "random_init"]
@@ -98,8 +98,8 @@ def test_settings_defaults_and_plan_time_errors():
 
 
 def test_an_imagenet_initialised_baseline_is_a_second_black_line():
-    from medssl.report import arm_label
-    from medssl.figures import plot_balanced_accuracy
+    from medssl.report.tables import arm_label
+    from medssl.report.figures import plot_balanced_accuracy
 
     metrics = metrics_table()
     imagenet = metrics[metrics["method"] == "supervised"].assign(method="supervised_imagenet")

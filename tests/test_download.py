@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from medssl import download
+from medssl.download import archives, transfer
 from medssl.download import ChecksumError, DownloadError
 from local_server import Handler, serve
 
@@ -140,7 +141,7 @@ def test_disk_full_or_permission_error_names_the_path(site, tmp_path, monkeypatc
     def failing_open(path, mode="r", *args, **kwargs):
         raise OSError(code, reason, str(path))
 
-    monkeypatch.setattr(download, "open", failing_open, raising=False)
+    monkeypatch.setattr(transfer, "open", failing_open, raising=False)
     with pytest.raises(DownloadError) as err:
         download.fetch(f"{base}/files/f.bin", tmp_path / "f.bin", backoff=0)
     assert str(tmp_path / "f.bin.part") in str(err.value) and reason in str(err.value)
@@ -155,7 +156,7 @@ def test_failed_unpack_leaves_nothing_that_looks_complete(tmp_path, monkeypatch)
         (into / "Kather" / "half.tif").write_bytes(b"x")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(download, "_extract", killed)
+    monkeypatch.setattr(archives, "_extract", killed)
     with pytest.raises(KeyboardInterrupt):
         download.unpack(tmp_path / "a.zip", tmp_path / "data" / "kather", member="Kather")
     assert list((tmp_path / "data").iterdir()) == []

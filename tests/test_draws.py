@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from test_classify import CLASSIFIERS, embeddings
 
-from medssl import draws, health
-from medssl.classify import run_budget
-from medssl.fit_sweep import run_sweep, sweep_tasks
-from medssl.report import collect_metrics, summarize
+from medssl.evaluate import draws
+from medssl.report import health
+from medssl.evaluate.classify import run_budget
+from medssl.evaluate.fit_sweep import run_sweep, sweep_tasks
+from medssl.report.tables import collect_metrics, summarize
 
 EVAL = {"budgets": [1, 5, 10, 25, "all"], "seeds": [0, 1, 2], "classifiers": CLASSIFIERS}
 

@@ -10,8 +10,8 @@ import yaml
 
 from medssl import checks
 from medssl.checks import resolve_estimator
-from medssl.classify import build_classifier, run_budget
-from medssl.probes import MLPProbe
+from medssl.evaluate.classify import build_classifier, run_budget
+from medssl.evaluate.probes import MLPProbe
 from test_bad_inputs import run, tiny_config
 from test_classify import CLASSIFIERS, embeddings
 
@@ -46,9 +46,12 @@ def side_effect_package(tmp_path, monkeypatch):
     ("sklearn.metrics.accuracy_score", (), "'sklearn.metrics.accuracy_score' is not a class (it is a function)"),
     ("sklearn.preprocessing.StandardScaler", (), "has no predict method, so it is not a classifier"),
     ("sklearn.utils.Bunch", (), "is not a scikit-learn estimator"),
-    ("medssl.budgets.Path", (), "is defined in pathlib, outside the allowed packages"),
+    ("medssl.evaluate.budgets.Path", (), "is defined in pathlib, outside the allowed packages"),
     ("medssl.ssl.__main__.main", (), "is not a dotted class name"),
     ("sklearn.svm.SVQ", (), "'sklearn.svm.SVQ' cannot be imported"),
+    # a bundled classifier under a wrong module is found by its class name
+    ("medssl.classify.LinearProbe", (), "did you mean medssl.evaluate.estimators.LinearProbe?"),
+    ("medssl.evaluate.estimators.MLPProbe", (), "did you mean medssl.evaluate.probes.MLPProbe?"),
 ])
 def test_refused_names_say_why_naming_the_key(dotted, packages, needle):
     with pytest.raises(ValueError, match="^evaluation.classifiers.x.estimator: ") as err:
@@ -61,11 +64,11 @@ def test_refused_names_say_why_naming_the_key(dotted, packages, needle):
 def test_allowed_classifier_classes():
     from sklearn.svm import SVC
 
-    from medssl.classify import ClassScaledKNN
+    from medssl.evaluate.estimators import ClassScaledKNN
 
     assert resolve_estimator("sklearn.svm.SVC") is SVC
-    assert resolve_estimator("medssl.classify.ClassScaledKNN") is ClassScaledKNN
-    assert resolve_estimator("medssl.probes.MLPProbe") is MLPProbe
+    assert resolve_estimator("medssl.evaluate.estimators.ClassScaledKNN") is ClassScaledKNN
+    assert resolve_estimator("medssl.evaluate.probes.MLPProbe") is MLPProbe
 
 
 def test_a_package_outside_the_list_is_not_even_imported_until_allowed(side_effect_package):

@@ -2,8 +2,8 @@
 import numpy as np
 from test_classify import CLASSIFIERS, embeddings
 
-from medssl.classify import run_budget
-from medssl.fit_sweep import run_sweep, task_order
+from medssl.evaluate.classify import run_budget
+from medssl.evaluate.fit_sweep import run_sweep, task_order
 
 BUDGETS = ["1", "5", "all"]
 SEEDS = [0, 1]

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from medssl import health
+from medssl.report import health
 
 METHODS = {"dino": {"kind": "dino"}, "simclr": {"kind": "simclr"}, "random_init": {"kind": "random_init"}}
 EVAL = {"budgets": [1, 5, 10, 25, 100, "all"], "classifiers": {"svm": {}, "logreg": {}, "knn": {}}}

@@ -122,7 +122,7 @@ def test_sigkill_of_snakemake_during_embed_leaves_no_embedding(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_of_snakemake_during_fit_classifiers_leaves_whole_fits_only(tmp_path):
-    from medssl.classify import Embeddings
+    from medssl.evaluate.budgets import Embeddings
 
     os.mkfifo(tmp_path / "never")
     (tmp_path / "blocking_clf.py").write_text(BLOCKING)

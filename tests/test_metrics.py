@@ -1,4 +1,4 @@
-"""ROC AUC and macro-F1 in the per-fit records (medssl.classify.score / class_scores / roc_auc_ovr)."""
+"""ROC AUC and macro-F1 in the per-fit records (medssl.evaluate.classify.score / class_scores / roc_auc_ovr)."""
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.svm import SVC
 
-from medssl.classify import class_scores, roc_auc_ovr, run_budget, score
+from medssl.evaluate.classify import class_scores, roc_auc_ovr, run_budget, score
 from test_classify import CLASSIFIERS, embeddings
 
 

@@ -1,11 +1,11 @@
-"""medssl.power_transform.YeoJohnson gives scikit-learn's PowerTransformer's numbers bit for bit."""
+"""medssl.evaluate.power_transform.YeoJohnson gives scikit-learn's PowerTransformer's numbers bit for bit."""
 import time
 
 import numpy as np
 import pytest
 from sklearn.preprocessing import PowerTransformer
 
-from medssl.power_transform import YeoJohnson
+from medssl.evaluate.power_transform import YeoJohnson
 
 
 def columns(n, rng):

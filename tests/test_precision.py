@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from medssl.embed import extract_features
 from medssl.runtime import MixedPrecision
 
 
@@ -22,16 +21,6 @@ def test_fp16_on_cpu_falls_back_to_fp32_and_says_so(caplog):
         amp = MixedPrecision("fp16", torch.device("cpu"), "evaluation.embedding_precision")
     assert amp.name == "fp32" and not amp.grad_scaler().is_enabled()
     assert "evaluation.embedding_precision: fp16 autocast needs CUDA" in caplog.text
-
-
-def test_embedding_precision_fp16_on_cpu_equals_fp32():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
-    images = torch.randint(0, 255, (6, 3, 4, 4), dtype=torch.uint8)
-    data = torch.utils.data.TensorDataset(images, torch.zeros(6))
-    a = extract_features(net, data, "imagenet", device=torch.device("cpu"), precision="fp16")
-    b = extract_features(net, data, "imagenet", device=torch.device("cpu"), precision="fp32")
-    np.testing.assert_array_equal(a, b)
 
 
 # One rule (device x precision -> autocast dtype, loss scaling) for every trained arm. CUDA rows are
@@ -77,9 +66,9 @@ def train_ssl(precision, tmp_path):
 def train_supervised(precision, tmp_path, section="baselines.supervised"):
     from test_ssl import TINY_VIT
 
-    from medssl.linear_layer import frozen_backbone_classifier
+    from medssl.evaluate.linear_layer import frozen_backbone_classifier
     from medssl.settings import LinearLayerConfig, SupervisedConfig
-    from medssl.supervised import train_model
+    from medssl.evaluate.supervised import train_model
 
     images = torch.randint(0, 255, (12, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     linear_layer = section == "baselines.linear_layer"

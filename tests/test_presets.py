@@ -86,7 +86,8 @@ def test_paper_config_has_both_svm_arms():
 def test_one_image_per_class_proba_argmax_collapses_where_predict_does_not():
     import numpy as np
 
-    from medssl.classify import Embeddings, run_budget
+    from medssl.evaluate.budgets import Embeddings
+    from medssl.evaluate.classify import run_budget
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(8, 32)) * 5
@@ -113,7 +114,7 @@ def test_paper_ssl_plus_ll_is_the_papers():
     for key in ["lr", "weight_decay", "batch_size", "val_fraction", "precision", "warmup_iterations", "lr_plateau",
                 "clip_mode", "clip_value"]:
         assert ll[key] == dl[key], key
-    assert paper["evaluation"]["classifiers"]["linear"]["estimator"] == "medssl.classify.LinearProbe"
+    assert paper["evaluation"]["classifiers"]["linear"]["estimator"] == "medssl.evaluate.estimators.LinearProbe"
     assert paper["evaluation"]["embedding_precision"] == "fp16"
 
 

@@ -1,4 +1,4 @@
-"""Method kind `pretrained` (medssl.pretrained): a frozen off-the-shelf timm model with its own
+"""Method kind `pretrained` (medssl.download.pretrained): a frozen off-the-shelf timm model with its own
 input size, interpolation and mean / std, its weights from a local file written here (no download)."""
 import json
 import time
@@ -12,8 +12,8 @@ import yaml
 from PIL import Image
 
 from medssl.embed import embed_split
-from medssl.pretrained import fetch_pretrained_backbone, model_spec
-from medssl.ssl import load_backbone
+from medssl.download.pretrained import fetch_pretrained_backbone, model_spec
+from medssl.backbone import load_backbone
 from snakemake_runner import REPO, run_snakemake
 
 TINY_VIT = {"img_size": 24, "patch_size": 4, "depth": 1, "embed_dim": 24, "num_heads": 2}
@@ -56,7 +56,7 @@ def test_local_weights_load_and_the_embedding_uses_the_pretrained_config(tmp_pat
     for i in range(3):  # 16 px images, as the dataset's image_size
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     split = pd.DataFrame({"image": [f"{i}.png" for i in range(3)], "label": ["a", "b", "a"]})
-    from medssl.pretrained import preprocessing
+    from medssl.download.pretrained import preprocessing
     pre = preprocessing(cfg)
     emb = embed_split(backbone, split, tmp_path, ["a", "b"], pre["image_size"], pre["channels"], pre["normalize"],
                       resample=pre["resample"], device=torch.device("cpu"), precision="fp32")

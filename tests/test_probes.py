@@ -1,10 +1,11 @@
-"""The paper's linear evaluation head on stored embeddings (medssl.probes.MLPProbe)."""
+"""The paper's linear evaluation head on stored embeddings (medssl.evaluate.probes.MLPProbe)."""
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from medssl.classify import holdout_split, run_budget
-from medssl.probes import MLPProbe
+from medssl.evaluate.budgets import holdout_split
+from medssl.evaluate.classify import run_budget
+from medssl.evaluate.probes import MLPProbe
 from test_classify import embeddings
 
 FAST = {"hidden_dim": 16, "max_epochs": 12}
@@ -64,7 +65,7 @@ def test_bad_parameters_are_named():
 
 def test_runs_as_a_configured_classifier():
     train, test = embeddings(n=200, n_classes=3, n_test=60)
-    spec = {"linear_eval": {"estimator": "medssl.probes.MLPProbe", "params": FAST, "preprocess": False}}
+    spec = {"linear_eval": {"estimator": "medssl.evaluate.probes.MLPProbe", "params": FAST, "preprocess": False}}
     (name, seed, record, _), = run_budget(train, test, "all", [0], spec, ["standardize"])
     assert record["accuracy"] > 0.6 and record["roc_auc"] > 0.8 and record["roc_auc_scores"] == "predict_proba"
     assert 18 <= record["n_val"] <= 22 and 0 <= record["best_epoch"] < FAST["max_epochs"]

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.report import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
-from medssl.figures import (budget_positions, mean_confusion, plot_balanced_accuracy, plot_confusion_matrix,
+from medssl.report.tables import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
+from medssl.report.figures import (budget_positions, mean_confusion, plot_balanced_accuracy, plot_confusion_matrix,
                             plot_label_efficiency, save_figure)
 
 
@@ -178,7 +178,7 @@ def test_fig3_rows_are_ours_literature_and_dl(tmp_path):
 
 
 def test_holm_adjustment():
-    from medssl.statistics import holm
+    from medssl.report.statistics import holm
 
     # p sorted 0.01, 0.02, 0.04 with m = 3: 0.03, max(0.03, 0.04), max(0.04, 0.04); NaN left out
     np.testing.assert_allclose(holm([0.04, 0.01, np.nan, 0.02]), [0.04, 0.03, np.nan, 0.04])
@@ -186,7 +186,7 @@ def test_holm_adjustment():
 
 
 def test_paired_comparison_has_per_budget_t_tests_holm_adjusted_over_budgets(arm_files):
-    from medssl.statistics import holm
+    from medssl.report.statistics import holm
 
     paired = paired_comparison(collect_metrics(arm_files, {"svm": "SVM"}), "dino", "svm").set_index("budget")
     per_budget = paired.drop("pooled")
@@ -198,7 +198,7 @@ def test_paired_comparison_has_per_budget_t_tests_holm_adjusted_over_budgets(arm
 def test_per_class_bootstrap_over_test_images():
     import pandas as pd
 
-    from medssl.statistics import per_class_bootstrap
+    from medssl.report.statistics import per_class_bootstrap
 
     images = [f"i{k}" for k in range(40)]
     labels = ["a"] * 20 + ["b"] * 20
@@ -224,7 +224,7 @@ def test_fig3_prints_the_intervals_under_the_per_class_accuracy():
 
 
 def test_pretraining_seeds_pool_under_their_method(fit_files):
-    from medssl.report import pool_pretraining_seeds
+    from medssl.report.tables import pool_pretraining_seeds
 
     metrics = collect_metrics(fit_files, {"svm": "SVM"})
     methods = {"dino": {"kind": "dino"}}

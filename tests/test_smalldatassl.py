@@ -1,7 +1,7 @@
 """config/smalldatassl.yaml (Chattopadhyay et al.): plans without data, and carries the paper's protocol."""
 import yaml
 
-from medssl.classify import build_classifier
+from medssl.evaluate.classify import build_classifier
 from medssl.ssl.launch import parse_spec
 from test_dryrun import REPO, dry_run
 

@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from medssl.ssl import (MultiCropWrapper, Schedules, clip_gradients, cosine_schedule, ema_update, load_backbone,
-                        param_groups, train, trainer, training_step)
+from medssl.backbone import load_backbone
+from medssl.ssl import (MultiCropWrapper, Schedules, clip_gradients, cosine_schedule, ema_update, param_groups, train,
+                        trainer, training_step)
 from medssl.ssl.dino import (DINO, DINOHead, DINOLoss, DinoConfig, build_student_teacher, cancel_last_layer_grads,
                              teacher_temp_schedule)
 from medssl.ssl.optim import load_optimizer_state

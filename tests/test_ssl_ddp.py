@@ -21,6 +21,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 
 from medssl import ssl
+from medssl.backbone import load_backbone
 from medssl.ssl import Schedules, get_method, training_step
 from medssl.ssl.distributed import unwrap
 from medssl.ssl.launch import env_from_slurm
@@ -194,7 +195,7 @@ def test_launcher_starts_two_processes_and_only_rank0_writes(tmp_path, monkeypat
     assert len(pd.read_csv(work / "train_log.csv")) == 1
     ckpt = torch.load(work / "checkpoint.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2
-    backbone = ssl.load_backbone(BACKBONE, out)
+    backbone = load_backbone(BACKBONE, out)
     assert backbone(torch.zeros(1, 3, 16, 16)).shape == (1, 32)
     assert json.loads((work / ssl.RUN_SPEC).read_text())["threads"] == 1
 

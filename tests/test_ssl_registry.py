@@ -219,3 +219,15 @@ def test_no_module_of_medssl_is_over_450_lines():
     long = {str(p.relative_to(SRC)): n for p in (SRC / "medssl").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}
     assert not long, f"split these modules by concern: {long}"
+
+
+def test_each_rule_file_has_a_module_and_a_test_file_of_its_name():
+    """rules/<stage>.smk, a package medssl/<stage>/ or a module medssl[/<package>]/<stage>.py, and
+    tests/test_<stage>.py: a newcomer finds a stage's code and tests from its rule file's name."""
+    stages = sorted(p.stem for p in (REPO / "workflow" / "rules").glob("*.smk") if not p.stem.startswith("common"))
+    assert {"data", "ssl", "embed", "classify", "report"} <= set(stages)
+    package = SRC / "medssl"
+    for stage in stages:
+        homes = [package / stage / "__init__.py", package / f"{stage}.py", *package.glob(f"*/{stage}.py")]
+        assert any(p.is_file() for p in homes), f"rules/{stage}.smk has no medssl module or package {stage}"
+        assert (REPO / "tests" / f"test_{stage}.py").is_file(), f"rules/{stage}.smk has no tests/test_{stage}.py"

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from medssl.ssl import build_backbone
+from medssl.backbone import build_backbone
 from snakemake_runner import REPO, run_snakemake
 
 pytestmark = pytest.mark.slow

@@ -5,9 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from medssl.classify import Embeddings, run_budget
-from medssl.settings import LinearLayerConfig, SupervisedConfig
-from medssl.supervised import augment_batch, run_supervised, split_labels, train_model
+from medssl.evaluate.budgets import Embeddings
+from medssl.evaluate.classify import run_budget
+from medssl.evaluate.supervised import augment_batch, run_supervised, split_labels, train_model
+from medssl.settings import SupervisedConfig
 
 CLASSES = ["red", "green", "blue"]
 BACKBONE = {"name": "vit_tiny_patch16_224", "pretrained": False,
@@ -60,7 +61,7 @@ def test_same_subset_as_the_classifier_arms(image_set):
                       pool.labels, CLASSES)
     test_e = split_labels(test, CLASSES)
     test_e = Embeddings(np.zeros((len(test_e.labels), 4), np.float32), test_e.images, test_e.labels, CLASSES)
-    knn = {"knn": {"estimator": "medssl.classify.ClassScaledKNN"}}
+    knn = {"knn": {"estimator": "medssl.evaluate.estimators.ClassScaledKNN"}}
     for budget, mcs in [("5", None), ("5", 10)]:
         (_, _, ssl, _), = run_budget(pool, test_e, budget, [1], knn, [], min_class_size=mcs)
         record, _, _ = run(image_set, budget, seed=1, min_class_size=mcs, epochs=1)
@@ -84,8 +85,8 @@ def test_returns_the_best_epoch_weights_not_the_last():
     history = info["history"]
     best = max(range(len(history)), key=lambda e: (history[e]["val_balanced_accuracy"], -history[e]["val_loss"]))
     assert info["best_epoch"] == best
-    from medssl.classify import holdout_split
-    from medssl.supervised import predict_logits
+    from medssl.evaluate.budgets import holdout_split
+    from medssl.evaluate.supervised import predict_logits
 
     _, val = holdout_split(labels, 0.3, 0)
     logits = predict_logits(model, [images[val]], torch.device("cpu"), "imagenet")
@@ -99,7 +100,7 @@ def test_smalldatassl_recipe_mlp_head_unweighted_step_lr(image_set):
                        lr_gamma=0.5, lr_step_after=1, augment="none")
     assert [row["lr"] for row in record["history"]] == pytest.approx([3e-3, 3e-3, 3e-3, 1.5e-3])
     assert 0.0 <= record["roc_auc"] <= 1.0 and record["roc_auc_scores"] == "softmax"
-    from medssl.supervised import build_model
+    from medssl.evaluate.supervised import build_model
 
     model = build_model(BACKBONE, 3, "mlp")
     assert isinstance(model[2], torch.nn.BatchNorm1d) and model[-1].out_features == 3
@@ -118,7 +119,7 @@ def test_dihedral_augmentation_keeps_pixels():
 def test_lr_warmup_and_plateau_follow_timm_as_sparsam():
     """sparsam: PlateauLRScheduler(warmup_t=250, decay 0.5, patience 500, cooldown 500) stepped after
     every iteration i with step(i, smoothed loss); timm starts the warm-up at lr 0."""
-    from medssl.supervised import LrSchedule
+    from medssl.evaluate.supervised import LrSchedule
 
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([param], lr=1e-4)
@@ -134,7 +135,7 @@ def test_lr_warmup_and_plateau_follow_timm_as_sparsam():
 
 
 def test_no_schedule_keys_means_a_constant_lr():
-    from medssl.supervised import LrSchedule
+    from medssl.evaluate.supervised import LrSchedule
 
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
     assert LrSchedule.from_settings(opt, SupervisedConfig(), 1) is None
@@ -143,7 +144,7 @@ def test_no_schedule_keys_means_a_constant_lr():
 def test_adaptive_gradient_clipping_is_unit_wise():
     """AGC 0.16 (sparsam's supervised clip): each output row's gradient is scaled to at most
     0.16 * max(|w_row|, 1e-3); rows already below it are untouched."""
-    from medssl.supervised import clip_gradients
+    from medssl.evaluate.supervised import clip_gradients
 
     layer = torch.nn.Linear(4, 3)
     with torch.no_grad():
@@ -175,38 +176,10 @@ def test_paper_settings_train_with_multicrop_views_and_log_the_cpu_precision(cap
     assert [row["lr"] for row in info["history"]] == pytest.approx([0.0, 1e-3])
 
 
-def test_linear_layer_trains_only_norm_and_head_on_the_ssl_weights(image_set, tmp_path):
-    """The paper's SSL + LL: the SSL backbone loaded strictly, frozen except its final norm and a new head."""
-    from medssl.linear_layer import CLASSIFIER, frozen_backbone_classifier, settings_for_method
-    from medssl.ssl import build_backbone
-
-    torch.manual_seed(1)
-    bb = {**BACKBONE, "kwargs": {**BACKBONE["kwargs"], "dynamic_img_size": True}}  # 8 px local views
-    ssl = build_backbone(bb["name"], **bb["kwargs"])
-    torch.save(ssl.state_dict(), tmp_path / "backbone.pt")
-    models = []
-
-    def factory(n):
-        models.append(frozen_backbone_classifier(bb, tmp_path / "backbone.pt", n))
-        return models[-1]
-
-    settings = settings_for_method(LinearLayerConfig.from_dict({**SETTINGS, "epochs": 2}),
-                                   {"global_size": 16, "local_size": 8, "n_local": 2, "normalize": "minus_one_one"})
-    assert settings.augment == "multicrop" and settings.normalize == "minus_one_one"
-    root, labeled, test = image_set
-    record, _, _ = run_supervised(labeled, test, root, CLASSES, 16, 3, "all", 0, None, bb, settings,
-                                  torch.device("cpu"), model_factory=factory, classifier=CLASSIFIER)
-    assert record["classifier"] == "linear_layer" and 0 <= record["balanced_accuracy"] <= 1
-    trained = models[0].state_dict()
-    changed = {k for k, v in ssl.state_dict().items() if not torch.equal(v, trained[k])}
-    assert changed == {"norm.weight", "norm.bias"}  # the rest is the SSL backbone, untouched
-    assert {n for n, p in models[0].named_parameters() if p.requires_grad} == {
-        "norm.weight", "norm.bias", "head.weight", "head.bias"}
-
 
 def test_global_norm_clipping_is_the_norm_of_all_gradients():
     """clip_mode global_norm (baselines.*): torch's clip_grad_norm_ over every trainable parameter."""
-    from medssl.supervised import clip_gradients
+    from medssl.evaluate.supervised import clip_gradients
 
     torch.manual_seed(0)
     ours, ref = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
@@ -221,19 +194,3 @@ def test_global_norm_clipping_is_the_norm_of_all_gradients():
     assert float(torch.cat([p.grad.flatten() for p in ours.parameters()]).norm()) == pytest.approx(0.5, rel=1e-4)
     with pytest.raises(ValueError, match="clip_mode"):
         clip_gradients(ours.parameters(), "norm", 0.5)
-
-
-def test_linear_layer_views_are_those_the_method_was_pretrained_with():
-    """A SimCLR entry without an augmentation block pretrained on SimCLR's own views; the arm trains on
-    them too (its config's keys over the kind's defaults), not on DINO-style multi-crop defaults."""
-    from medssl.linear_layer import settings_for_method
-    from medssl.settings import LinearLayerConfig
-    from medssl.ssl.simclr import SimCLR
-
-    base = LinearLayerConfig.from_dict({})
-    assert settings_for_method(base, {}, "simclr").multicrop == SimCLR.augmentation_defaults
-    own = settings_for_method(base, {"hflip_p": 0.0, "normalize": "minus_one_one"}, "simclr")
-    assert own.multicrop == {**SimCLR.augmentation_defaults, "hflip_p": 0.0, "normalize": "minus_one_one"}
-    assert own.normalize == "minus_one_one"
-    published = settings_for_method(base, {"normalize": "minus_one_one"}, "published")  # untrained kinds: as given
-    assert published.multicrop == {"normalize": "minus_one_one"} and published.normalize == "minus_one_one"

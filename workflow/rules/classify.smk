@@ -1,10 +1,10 @@
 # Stage 5: classifier fits on frozen embeddings, one job per dataset x class-set variant x method.
-# The job fits every classifier for every budget and seed (medssl.fit_sweep): the preprocessing
+# The job fits every classifier for every budget and seed (medssl.evaluate.fit_sweep): the preprocessing
 # (PowerTransformer -> PCA) is fit once per labeled subset and shared by the classifiers, process
 # start-up (2-6 s of imports) is paid once per job, not per fit, and the (budget, seed) tasks run,
 # largest first, on the job's `threads` worker processes (profiles/slurm sets 8).
 # Each fit still writes its own metrics (JSON) and test predictions (CSV); the further label draws
-# of evaluation.draws (medssl.draws) run in the same job, one records file per budget x classifier.
+# of evaluation.draws (medssl.evaluate.draws) run in the same job, one records file per budget x classifier.
 # {variant}: classes_all, or classes_min<N> = only the classes with >= N labeled images
 # (the paper's "250+" evaluation; labeled pool and test set filtered, embeddings shared).
 

@@ -168,7 +168,7 @@ def _check_linear_layer():
     if frozen:
         raise ValueError(f"baselines.linear_layer.methods: {frozen} are of kind pretrained (their own model and "
                          "preprocessing), which the linear layer arm does not support; evaluate them with "
-                         "evaluation.classifiers (e.g. medssl.classify.LinearProbe)")
+                         "evaluation.classifiers (e.g. medssl.evaluate.estimators.LinearProbe)")
 
 
 _check_config()
@@ -176,7 +176,7 @@ _check_config()
 # The SmallDataSSL-style method comparison (rules compare_methods, plot_method_comparison), when the
 # config sets figures.comparison; its classifiers and budget are checked here, at plan time.
 if "comparison" in config.get("figures", {}):
-    from medssl.compare import comparison_settings
+    from medssl.report.compare import comparison_settings
 
     COMPARISON = comparison_settings(config)
 else:
@@ -190,13 +190,13 @@ _config_errors += medssl_checks.config_errors(config, cache=".snakemake/medssl/c
 if _config_errors:
     raise ValueError("config errors:\n  " + "\n  ".join(_config_errors))
 
-from medssl.health import settings as _health_settings  # noqa: E402
+from medssl.report.health import settings as _health_settings  # noqa: E402
 
 _health_settings(config["evaluation"])  # evaluation.health's budgets and classifiers, checked at plan time
 
-from medssl.draws import outputs as _draw_outputs, settings as _draw_settings  # noqa: E402
+from medssl.evaluate.draws import outputs as _draw_outputs, settings as _draw_settings  # noqa: E402
 
-# evaluation.draws: further label draws at the small budgets (medssl.draws), checked at plan time; None without it
+# evaluation.draws: further label draws at the small budgets (medssl.evaluate.draws), checked at plan time; None without it
 DRAWS = _draw_settings(config["evaluation"])
 
 
@@ -259,8 +259,8 @@ def pretrain_threads(wildcards):
 
 
 def pretrained_spec(wildcards):
-    """The timm model of a method of kind `pretrained` (medssl.pretrained.model_spec)."""
-    from medssl.pretrained import model_spec  # imports torch only when a model is built
+    """The timm model of a method of kind `pretrained` (medssl.download.pretrained.model_spec)."""
+    from medssl.download.pretrained import model_spec  # imports torch only when a model is built
 
     return model_spec(METHODS[wildcards.method], config["backbone"])
 
@@ -356,7 +356,7 @@ def linear_layer_outputs(dataset, variant):
 
 def linear_layer_views(wildcards):
     """The views (and normalisation) the arm trains with: those the method was pretrained with (a trained
-    kind's view defaults under its `augmentation`, applied by medssl.linear_layer.settings_for_method), or
+    kind's view defaults under its `augmentation`, applied by medssl.evaluate.linear_layer.settings_for_method), or
     for an untrained kind its own `augmentation`, else the SSL method's."""
     own = METHODS[wildcards.method]
     entry = own if own["kind"] in SSL_KINDS or own.get("augmentation") else METHODS[method_instances(ssl_method())[0]]

@@ -1,8 +1,8 @@
 # The paper's "SSL + LL": per SSL method, a linear head and the backbone's final norm trained on the
-# DINO multi-crop views of the labeled subset through the frozen backbone (medssl.linear_layer),
+# DINO multi-crop views of the labeled subset through the frozen backbone (medssl.evaluate.linear_layer),
 # every budget and seed, early-stopped on a held-out 30 % of the budget. Same record format as
 # fit_classifiers, classifier "linear_layer". The fast alternative on stored embeddings is the
-# classifier medssl.classify.LinearProbe (evaluation.classifiers).
+# classifier medssl.evaluate.estimators.LinearProbe (evaluation.classifiers).
 
 
 rule train_linear_layer:

@@ -187,7 +187,7 @@ rule plot_method_comparison:
 
 
 # SSL health: per dataset x method, the pretraining's final collapse signals and the gap to
-# random_init at every budget >= evaluation.health.min_budget, with a verdict (medssl.health). Shown first in the report.
+# random_init at every budget >= evaluation.health.min_budget, with a verdict (medssl.report.health). Shown first in the report.
 rule ssl_health:
     input:
         unpack(ssl_health_inputs),

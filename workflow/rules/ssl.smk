@@ -82,7 +82,7 @@ rule fetch_published_weights:
         "../scripts/fetch_published_weights.py"
 
 
-# A frozen off-the-shelf pretrained model (method kind `pretrained`, medssl.pretrained): the timm model
+# A frozen off-the-shelf pretrained model (method kind `pretrained`, medssl.download.pretrained): the timm model
 # with its pretrained tag (or a local weights file), built once per method, its state dict and timm data
 # config (input size, interpolation, mean / std) saved for the embedding. A local rule, as above: a
 # download (said in the log) happens where Snakemake runs; fill the cache beforehand (config/README.md).

@@ -1,6 +1,6 @@
 """All per-fit records -> metrics.csv (one row per fit), summary.csv (over seeds, with the paired
 comparison against the DL baseline), label_efficiency.csv and paired_comparison.csv."""
-from medssl.report import (add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison,
+from medssl.report.tables import (add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison,
                            pool_pretraining_seeds, summarize)
 from medssl.runtime import atomic_path, limit_threads, setup_logging, write_provenance
 

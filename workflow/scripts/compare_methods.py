@@ -2,7 +2,7 @@
 a tidy numeric table and the paper-style formatted one."""
 import pandas as pd
 
-from medssl.compare import comparison_table, format_comparison
+from medssl.report.compare import comparison_table, format_comparison
 from medssl.runtime import atomic_path, limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

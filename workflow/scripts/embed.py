@@ -7,8 +7,8 @@ from medssl.checks import check_disjoint, check_finite
 from medssl.data.splits import read_split
 from medssl.embed import embed_split
 from medssl.runtime import default_num_workers, die_with_snakemake, limit_threads, resolve_device, setup_logging
-from medssl.pretrained import preprocessing
-from medssl.ssl import load_backbone
+from medssl.download.pretrained import preprocessing
+from medssl.backbone import load_backbone
 
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()

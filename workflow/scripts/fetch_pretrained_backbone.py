@@ -1,5 +1,5 @@
 """A frozen pretrained timm model (method kind `pretrained`) saved with its data config."""
-from medssl.pretrained import fetch_pretrained_backbone
+from medssl.download.pretrained import fetch_pretrained_backbone
 from medssl.runtime import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -1,14 +1,14 @@
 """Every budget x classifier x seed of one dataset x variant x method; one JSON record and one
 predictions CSV per fit, and the further label draws of evaluation.draws in one file per budget x
-classifier (medssl.draws)."""
+classifier (medssl.evaluate.draws)."""
 from collections import defaultdict
 
 import pandas as pd
 
-from medssl import draws as label_draws
+from medssl.evaluate import draws as label_draws
 from medssl.checks import check_disjoint, check_finite
-from medssl.classify import Embeddings, restrict_classes
-from medssl.fit_sweep import run_sweep
+from medssl.evaluate.budgets import Embeddings, restrict_classes
+from medssl.evaluate.fit_sweep import run_sweep
 from medssl.runtime import atomic_path, die_with_snakemake, limit_threads, setup_logging, write_json
 
 log = setup_logging(snakemake.log[0])

@@ -3,7 +3,7 @@ when backbone.pretrained is true), saved like a pretrained one."""
 import torch
 
 from medssl.runtime import atomic_path, limit_threads, setup_logging
-from medssl.ssl import build_backbone
+from medssl.backbone import build_backbone
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)

@@ -1,9 +1,9 @@
 """Every arm of one dataset (all methods x classifiers and the DL baseline), PNG + PDF."""
 import pandas as pd
 
-from medssl.health import did_not_learn
-from medssl.report import benchmarks
-from medssl.figures import plot_balanced_accuracy, save_figure
+from medssl.report.health import did_not_learn
+from medssl.report.tables import benchmarks
+from medssl.report.figures import plot_balanced_accuracy, save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

@@ -3,9 +3,9 @@ budget, class frequencies, and per-class accuracy of ours, the literature's and 
 with bootstrap intervals over test images."""
 import pandas as pd
 
-from medssl.report import DL_ARM, read_fit
-from medssl.figures import plot_confusion_matrix, save_figure
-from medssl.statistics import per_class_bootstrap
+from medssl.report.tables import DL_ARM, read_fit
+from medssl.report.figures import plot_confusion_matrix, save_figure
+from medssl.report.statistics import per_class_bootstrap
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

@@ -1,8 +1,8 @@
 """Fig. 1 (every class) / Fig. 2 (classes with >= min_class_size images): one panel per dataset."""
 import pandas as pd
 
-from medssl.health import did_not_learn
-from medssl.figures import plot_label_efficiency, save_figure
+from medssl.report.health import did_not_learn
+from medssl.report.figures import plot_label_efficiency, save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

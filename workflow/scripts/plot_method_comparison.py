@@ -1,8 +1,8 @@
 """Label-efficiency curves, every method on one panel per dataset (a row per classifier), PNG + PDF."""
 import pandas as pd
 
-from medssl.compare import plot_method_curves, pretrained_methods, reference_methods
-from medssl.figures import save_figure
+from medssl.report.compare import plot_method_curves, pretrained_methods, reference_methods
+from medssl.report.figures import save_figure
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

@@ -1,9 +1,9 @@
-"""summary.csv + every trained method's health.json -> results/tables/ssl_health.csv (medssl.health)."""
+"""summary.csv + every trained method's health.json -> results/tables/ssl_health.csv (medssl.report.health)."""
 from pathlib import Path
 
 import pandas as pd
 
-from medssl import health
+from medssl.report import health
 from medssl.runtime import atomic_path, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])

@@ -8,7 +8,7 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
     from medssl.data.splits import read_split
     from medssl.runtime import limit_threads
     from medssl.settings import SupervisedConfig
-    from medssl.supervised import resolve_device, run_supervised, write_fit
+    from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit
 
     limit_threads(snakemake.threads)
     wc = snakemake.wildcards

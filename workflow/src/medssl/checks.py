@@ -194,6 +194,13 @@ _NAME = r"(?!__)[A-Za-z_][A-Za-z0-9_]*"  # no dunder part: importing medssl.ssl.
 _DOTTED = re.compile(rf"{_NAME}(\.{_NAME})+")
 
 
+BUNDLED_ESTIMATOR_MODULES = ("medssl.evaluate.estimators", "medssl.evaluate.probes")
+
+
+def _defines(module: str, attr: str) -> bool:
+    return inspect.isclass(getattr(importlib.import_module(module), attr, None))
+
+
 def resolve_estimator(dotted: str, packages: Iterable[str] = (), key: str = "estimator") -> type:
     """The classifier class a config names: a class derived from sklearn.base.BaseEstimator, with
     ``fit`` and ``predict``, defined in an allowed top-level package (sklearn, medssl and
@@ -210,7 +217,9 @@ def resolve_estimator(dotted: str, packages: Iterable[str] = (), key: str = "est
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"{key}: {dotted!r} cannot be imported ({err})") from err
+        hint = "".join(f"; did you mean {where}.{attr}?" for where in BUNDLED_ESTIMATOR_MODULES
+                       if where != module and dotted.startswith("medssl.") and _defines(where, attr))
+        raise ValueError(f"{key}: {dotted!r} cannot be imported ({err}){hint}") from err
     from sklearn.base import BaseEstimator  # lazy: planning imports sklearn only for this check
 
     if not inspect.isclass(cls):

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from medssl.augment import normalize
-from medssl.classify import Embeddings
+from medssl.evaluate.budgets import Embeddings
 from medssl.data.dataset import ImageDataset
 from medssl.runtime import MixedPrecision, resolve_device
 
@@ -26,7 +26,7 @@ def extract_features(backbone: torch.nn.Module, dataset: torch.utils.data.Datase
                      num_workers: int = 0, precision: str = "auto") -> np.ndarray:
     """Pooled features (for ViT/XCiT the CLS token after the final norm) without augmentation.
     ``normalize_mode``: a mode of `medssl.augment.normalize`, or a callable on the uint8 batch (a
-    pretrained model's own mean / std: `medssl.pretrained.preprocessing`).
+    pretrained model's own mean / std: `medssl.download.pretrained.preprocessing`).
     ``precision``: autocast of `medssl.runtime.MixedPrecision` (fp16 = the paper's)."""
     device = device or resolve_device("auto", "embedding device", "extracting embeddings")
     backbone = backbone.to(device).eval()

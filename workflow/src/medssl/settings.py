@@ -4,8 +4,8 @@
 unknown keys and converting numbers that PyYAML reads as strings; each subclass checks its values in
 ``__post_init__``, naming the key. The SSL methods' settings (``methods.<name>.params``) are
 :class:`medssl.ssl.config.TrainConfig` and its subclasses; the baselines' are here:
-:class:`SupervisedConfig` (``baselines.supervised``, the DL baseline of :mod:`medssl.supervised`) and
-:class:`LinearLayerConfig` (``baselines.linear_layer``, the "SSL + LL" arm of :mod:`medssl.linear_layer`).
+:class:`SupervisedConfig` (``baselines.supervised``, the DL baseline of :mod:`medssl.evaluate.supervised`) and
+:class:`LinearLayerConfig` (``baselines.linear_layer``, the "SSL + LL" arm of :mod:`medssl.evaluate.linear_layer`).
 The schema (workflow/schemas/config.schema.yaml) gives the baselines' types and no defaults.
 
 This module imports only the standard library: the plan-time checks (:mod:`medssl.checks`) and the
@@ -70,7 +70,7 @@ BASELINE_CLIP_MODES = ("none", "agc", "global_norm")
 
 @dataclass
 class FinetuneConfig(Settings):
-    """The keys of :func:`medssl.supervised.train_model` (both baseline arms) and the workflow's."""
+    """The keys of :func:`medssl.evaluate.supervised.train_model` (both baseline arms) and the workflow's."""
 
     enabled: bool = False
     budgets: list | None = None  # None: evaluation.budgets (a subset of them)
@@ -117,7 +117,7 @@ class SupervisedConfig(FinetuneConfig):
     """``baselines.supervised``: the DL baseline (docs/papers.md#dl-baseline for the paper's values)."""
 
     imagenet: bool = False  # also train the ImageNet-initialised backbone, as "supervised_imagenet"
-    # the DL benchmark of the report: only a baseline that trained (medssl.health.dl_baseline_untrained)
+    # the DL benchmark of the report: only a baseline that trained (medssl.report.health.dl_baseline_untrained)
     benchmark_min_epochs: int = 10
     benchmark_min_above_chance: float = 0.05
 
@@ -128,7 +128,7 @@ class SupervisedConfig(FinetuneConfig):
 class LinearLayerConfig(FinetuneConfig):
     """``baselines.linear_layer``: the "SSL + LL" arm, the paper's defaults where they differ from the DL
     baseline's; ``multicrop`` and ``normalize`` default to the method's augmentation
-    (:func:`medssl.linear_layer.settings_for_method`)."""
+    (:func:`medssl.evaluate.linear_layer.settings_for_method`)."""
 
     methods: list | None = None  # None: every method but those of kind pretrained
     batch_size: int = 256

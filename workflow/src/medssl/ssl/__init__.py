@@ -12,10 +12,10 @@ The names below load their module on first use, so that importing the package lo
 import importlib
 
 _EXPORTS = {
-    "medssl.ssl.backbone": ("MultiCropWrapper", "PerViewWrapper", "build_backbone", "feature_dim", "load_backbone"),
     "medssl.ssl.base": ("Method",),
     "medssl.ssl.collapse": ("CollapseConfig", "CollapseError"),
     "medssl.ssl.config": ("SmallDataConfig", "TrainConfig"),
+    "medssl.ssl.heads": ("MultiCropWrapper", "PerViewWrapper"),
     "medssl.ssl.kinds": ("KINDS", "get_method"),
     "medssl.ssl.launch": ("RUN_SPEC", "distributed_command", "launch_pretraining", "main", "parse_spec",
                           "run_pretraining"),

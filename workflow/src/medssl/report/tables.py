@@ -1,4 +1,4 @@
-"""Aggregation of the per-fit records into tables (the figures: medssl.figures)."""
+"""Aggregation of the per-fit records into tables (the figures: medssl.report.figures)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from medssl.draws import fit_records
-from medssl.statistics import add_holm, paired_t
-from medssl.health import dl_baseline_untrained
+from medssl.evaluate.draws import fit_records
+from medssl.report.statistics import add_holm, paired_t
+from medssl.report.health import dl_baseline_untrained
 
 METRICS = ["balanced_accuracy", "accuracy", "macro_f1", "roc_auc"]
 KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]
@@ -21,7 +21,7 @@ KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"
 #   method, or "supervised" for the DL baseline), classifier ("finetune" for the DL baseline), arm (the
 #   plotted name), budget (maximum labeled images per class, or "all"), budget_per_class (numeric;
 #   'all' = size of the largest class), seed (the label draw: one of evaluation.seeds, or a further draw of
-#   evaluation.draws, see medssl.draws), n_train (labeled images of the subset, validation part
+#   evaluation.draws, see medssl.evaluate.draws), n_train (labeled images of the subset, validation part
 #   included for early-stopped arms), n_test, n_classes, the metrics on the test set (roc_auc: one-vs-rest
 #   macro over the classes in the test set; empty for a classifier without scores or a record that
 #   predates it), fit_seconds.
@@ -43,7 +43,7 @@ def budget_per_class(budget: str, pool_class_counts: Sequence[int]) -> int:
 
 
 def collect_metrics(paths: Iterable[str | Path], arm_labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per fit (columns: TABLE_COLUMNS, documented above); a draws file (`medssl.draws`)
+    """One row per fit (columns: TABLE_COLUMNS, documented above); a draws file (`medssl.evaluate.draws`)
     gives a row per label draw."""
     rows = []
     for rec in (r for path in paths for r in fit_records(path)):
@@ -111,7 +111,7 @@ def benchmarks(dataset_cfg: Mapping, variant: str, summary: pd.DataFrame | None 
 
     Values come from the dataset's config (min_class_benchmarks for a classes_min<N> variant); a
     missing DL benchmark falls back to this run's DL baseline at budget 'all' (mean over seeds),
-    unless that baseline did not train (``dl_untrained`` says why; see medssl.health)."""
+    unless that baseline did not train (``dl_untrained`` says why; see medssl.report.health)."""
     if variant == "classes_all":
         lit, dl = dataset_cfg.get("literature_benchmark"), dataset_cfg.get("dl_benchmark")
     else:

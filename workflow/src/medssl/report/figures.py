@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from medssl.report import DL_ARM, SUPERVISED, benchmarks
+from medssl.report.tables import DL_ARM, SUPERVISED, benchmarks
 
 
 def _pyplot():
@@ -76,7 +76,7 @@ def _dl_line(ax, line: pd.DataFrame, untrained: str | None) -> None:
 
 
 def _mark_not_learned(ax, not_learned: Mapping[str, str] | None, methods) -> None:
-    """Red note on a panel for each SSL method that did not beat random_init (see medssl.health)."""
+    """Red note on a panel for each SSL method that did not beat random_init (see medssl.report.health)."""
     notes = [f"{m}: {v}" for m, v in (not_learned or {}).items() if m in set(methods)]
     if notes:
         ax.text(0.02, 0.98, "did not beat random init:\n" + "\n".join(notes), transform=ax.transAxes,

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from medssl.download import ChecksumError, local_path, fetch, verify_checksum
-from medssl.ssl import build_backbone
+from medssl.backbone import build_backbone
 
 __all__ = ["ZENODO_RECORD", "ChecksumError", "download", "backbone_state",
            "load_published_backbone", "fetch_published_weights"]

@@ -6,7 +6,7 @@
 - `plot_method_curves`: label-efficiency curves with every SSL method on one panel per dataset (one
   row of panels per classifier), the untrained backbone (`random_init`) drawn as the reference line
   and the supervised baselines in black.
-Both read `summary.csv` (`medssl.report.summarize`).
+Both read `summary.csv` (`medssl.report.tables.summarize`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 if TYPE_CHECKING:
     import pandas as pd
 
-# pandas, medssl.report and medssl.figures are imported where used: `comparison_settings` runs at plan time.
+# pandas, medssl.report.tables and medssl.report.figures are imported where used: `comparison_settings` runs at plan time.
 
 TABLE_METRICS = {"accuracy": "Acc", "macro_f1": "F1", "roc_auc": "AUC"}
 BASELINE_CLASSIFIER = "finetune"  # the classifier name of the supervised baselines' records
@@ -82,7 +82,7 @@ def plot_method_curves(summary: pd.DataFrame, datasets: Mapping[str, Mapping], c
     Returns the matplotlib figure."""
     import seaborn as sns
 
-    from medssl.figures import _budget_axis, _pyplot, budget_positions, interval_band
+    from medssl.report.figures import _budget_axis, _pyplot, budget_positions, interval_band
 
     plt = _pyplot()
     data = summary[(summary["variant"] == variant) & summary["dataset"].isin(list(datasets))].copy()

@@ -12,10 +12,10 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
-from medssl.power_transform import YeoJohnson
+from medssl.evaluate.power_transform import YeoJohnson
 
 if TYPE_CHECKING:
-    from medssl.classify import Embeddings
+    from medssl.evaluate.budgets import Embeddings
 
 __all__ = ["build_preprocessor", "classifier_steps", "preprocessed"]
 

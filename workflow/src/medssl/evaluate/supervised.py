@@ -1,7 +1,7 @@
 """The supervised end-to-end DL baseline (the paper's "DL baseline"; "DL benchmark" = budget 'all').
 
 Per (dataset, class-set variant, label budget, seed): the labeled subset is exactly the one every
-other arm gets (`medssl.classify.budget_subset` on the split's labels, in the split's row order,
+other arm gets (`medssl.evaluate.classify.budget_subset` on the split's labels, in the split's row order,
 which is the embeddings' order), a stratified 70/30 part of it is held out for early stopping
 (`holdout_split`; budgets of 1-2 per class have no validation part and train a fixed number of
 epochs), and the configured timm architecture is trained end to end with class-weighted
@@ -20,7 +20,7 @@ validation loss) computed from softmax argmax instead of every 100 iterations af
 evaluations, and the backbone initialisation taken from `backbone.pretrained`. The keys, their defaults
 and their checks are `medssl.settings.SupervisedConfig`.
 
-`train_model` also trains the paper's "SSL + LL" arm (`medssl.linear_layer`): a frozen backbone of
+`train_model` also trains the paper's "SSL + LL" arm (`medssl.evaluate.linear_layer`): a frozen backbone of
 which only the final norm and a new linear head train.
 """
 
@@ -39,8 +39,8 @@ from torch.nn import functional as F
 
 from medssl import runtime
 from medssl.augment import normalize
-from medssl.classify import (Embeddings, budget_subset, class_coverage_fields, class_weights, holdout_split,
-                             restrict_classes, score)
+from medssl.evaluate.budgets import Embeddings, budget_subset, class_weights, holdout_split, restrict_classes
+from medssl.evaluate.classify import class_coverage_fields, score
 from medssl.data.dataset import ImageDataset, load_all
 from medssl.settings import BASELINE_CLIP_MODES, FinetuneConfig
 

@@ -24,7 +24,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
-from medssl.classify import SoftmaxHead, holdout_split
+from medssl.evaluate.budgets import holdout_split
+from medssl.evaluate.estimators import SoftmaxHead
 
 SELECTION = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}
 

@@ -5,7 +5,7 @@ its first fit; at small budgets that is more than the fits themselves. So one jo
 sweep of an embedding pair, as (budget, seed) tasks, largest first, spread over `workers`
 processes that each load the embeddings and pay the imports once. Every task runs
 `classify.run_budget` for one seed, so the numbers are exactly those of separate jobs. The further
-label draws of `evaluation.draws` (`medssl.draws`) are tasks of the same job, after the seeds', with
+label draws of `evaluation.draws` (`medssl.evaluate.draws`) are tasks of the same job, after the seeds', with
 the draws' classifiers only.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from medssl.classify import Embeddings, parse_budget, run_budget
+from medssl.evaluate.budgets import Embeddings, parse_budget
+from medssl.evaluate.classify import run_budget
 from medssl.runtime import limit_threads
 
 Result = tuple[str, str, int, dict[str, Any], np.ndarray]  # budget, classifier, seed, record, y_pred
@@ -56,7 +57,7 @@ def _run_task(budget: str, seed: int, classifiers: Mapping[str, Any], preprocess
 def sweep_tasks(budgets: Sequence[str], seeds: Sequence[int], classifiers: Mapping[str, Any],
                 draws: Mapping[str, Any] | None = None) -> list[tuple[str, int, dict]]:
     """(budget, seed, classifiers) of every task: each budget x seed with every classifier, then the
-    further draws (`medssl.draws.settings`: its budgets x seeds) with the draws' classifiers."""
+    further draws (`medssl.evaluate.draws.settings`: its budgets x seeds) with the draws' classifiers."""
     tasks = [(b, s, dict(classifiers)) for b, s in task_order([str(b) for b in budgets], list(seeds))]
     if draws and draws["seeds"]:
         chosen = {name: classifiers[name] for name in draws["classifiers"]}
@@ -69,7 +70,7 @@ def run_sweep(train_path: str, test_path: str, budgets: Sequence[str], seeds: Se
               min_class_size: int | None = None, workers: int = 1,
               estimator_packages: Sequence[str] = (), draws: Mapping[str, Any] | None = None) -> Iterator[Result]:
     """Yield (budget, classifier, seed, record, test predictions) for every fit, in completion order;
-    `draws`: `medssl.draws.settings` (its further seeds are fit after the configured ones).
+    `draws`: `medssl.evaluate.draws.settings` (its further seeds are fit after the configured ones).
 
     workers == 1 runs in this process (BLAS limited to one thread by the caller); more start that
     many spawned processes with one BLAS thread each."""

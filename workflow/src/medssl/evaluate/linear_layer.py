@@ -2,13 +2,13 @@
 
 As sparsam's `--trainings_mode linear` (docs/papers.md#linear-layer-arm): of the whole network only the parameters
 whose dotted name has a component ``head`` or ``norm`` train -- a new linear head and the backbone's
-final LayerNorm -- with the DL baseline's loop (`medssl.supervised.train_model`: AdamW lr 1e-4,
+final LayerNorm -- with the DL baseline's loop (`medssl.evaluate.supervised.train_model`: AdamW lr 1e-4,
 wd 0.05, class-weighted cross-entropy on the DINO multi-crop views with labels repeated per view,
 early stopping on 30 % of the budget). Unlike the original, whose backbone was a fresh ImageNet
 model (docs/differences.md#sparsam-code), the backbone carries the SSL method's weights, and it runs in eval mode (a
 frozen backbone keeps its BatchNorm statistics; the original's train mode updated them).
 
-The fast alternative on stored embeddings is the classifier `medssl.classify.LinearProbe`.
+The fast alternative on stored embeddings is the classifier `medssl.evaluate.estimators.LinearProbe`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def frozen_backbone_classifier(backbone_spec: Mapping[str, Any], weights: str | 
                                n_classes: int) -> torch.nn.Module:
     """The backbone (``weights`` loaded strictly) with a new ``n_classes`` linear head; every
     parameter frozen except those with a dotted-name component in ``TRAINABLE``."""
-    from medssl.ssl import load_backbone
+    from medssl.backbone import load_backbone
 
     model = load_backbone(dict(backbone_spec), Path(weights) if weights else None)
     model.reset_classifier(n_classes)
