@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import yaml
 
+from medssl.backbone import build_backbone
 from medssl.data.dataset import ImageDataset
 from medssl.embed import extract_features
-from medssl.backbone import build_backbone
 
 
 def main(argv=None):

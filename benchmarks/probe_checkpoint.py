@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from shipped import load_config  # benchmarks/shipped.py: --configfile files merged as Snakemake does
-from medssl.evaluate.classify import run_budget
+from medssl.backbone import load_backbone
 from medssl.data.splits import read_split
 from medssl.embed import embed_split
-from medssl.backbone import load_backbone
+from medssl.evaluate.classify import run_budget
 
 
 def teacher_backbone(ssl_dir: Path, backbone_spec: dict) -> torch.nn.Module:

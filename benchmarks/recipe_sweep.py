@@ -30,12 +30,12 @@ import torch
 import yaml
 
 from shipped import load_config  # benchmarks/shipped.py: --configfile files merged as Snakemake does
+from medssl.backbone import build_backbone, load_backbone
 from medssl.checks import with_dataset_params
-from medssl.evaluate.classify import run_budget
 from medssl.data.sources import index_folder
 from medssl.data.splits import make_splits, read_split, write_split
 from medssl.embed import embed_split
-from medssl.backbone import build_backbone, load_backbone
+from medssl.evaluate.classify import run_budget
 from medssl.ssl import run_pretraining
 
 

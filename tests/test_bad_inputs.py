@@ -18,11 +18,11 @@ import yaml
 from PIL import Image
 
 from medssl import checks
-from medssl.evaluate.budgets import Embeddings
-from medssl.evaluate.classify import run_budget, score
 from medssl.data import DatasetError
 from medssl.data.manifests import check_inside_root
 from medssl.data.sources import source_for
+from medssl.evaluate.budgets import Embeddings
+from medssl.evaluate.classify import run_budget, score
 from medssl.runtime import NotRetried, fail_once
 from snakemake_runner import REPO, run_snakemake
 

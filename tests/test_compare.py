@@ -1,11 +1,16 @@
 """The SmallDataSSL-style method comparison (medssl.report.compare) on small synthetic metrics tables."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from medssl.report.compare import comparison_settings, comparison_table, format_comparison, plot_method_curves
-from medssl.report.tables import summarize
 from medssl.report.figures import save_figure
+from medssl.report.tables import summarize
+
+REPO = Path(__file__).resolve().parents[1]
 
 DATASETS = {"breast": {"title": "BreaKHis 400X"}, "crc": {}}
 METHODS = ["simclr", "vicreg", "random_init"]
@@ -87,19 +92,25 @@ def test_curves_one_panel_per_dataset_and_classifier(summary, tmp_path):
 
 
 def test_settings_defaults_and_plan_time_errors():
+    """The defaults come from the schema (as the workflow validates the config), the labels from the rules."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    comparison = {k: v["default"] for k, v in
+                  schema["properties"]["figures"]["properties"]["comparison"]["properties"].items() if "default" in v}
+    assert comparison == {"budget": "all", "digits": 3}
     config = {"evaluation": {"budgets": [1, 10, "all"], "classifiers": {"svm": {"label": "SVM"}, "lr": {}}},
-              "figures": {"comparison": {}}}
-    settings = comparison_settings(config)
-    assert settings["budget"] == "all" and settings["classifiers"] == {"svm": "SVM", "lr": "lr"}
+              "figures": {"comparison": comparison}}
+    labels = {"svm": "SVM", "lr": "lr"}
+    settings = comparison_settings(config, labels)
+    assert settings["budget"] == "all" and settings["classifiers"] == labels and settings["digits"] == 3
     with pytest.raises(ValueError, match="figures.comparison.classifiers"):
-        comparison_settings({**config, "figures": {"comparison": {"classifiers": ["mlp"]}}})
+        comparison_settings({**config, "figures": {"comparison": {**comparison, "classifiers": ["mlp"]}}}, labels)
     with pytest.raises(ValueError, match="figures.comparison.budget"):
-        comparison_settings({**config, "figures": {"comparison": {"budget": 5}}})
+        comparison_settings({**config, "figures": {"comparison": {**comparison, "budget": 5}}}, labels)
 
 
 def test_an_imagenet_initialised_baseline_is_a_second_black_line():
-    from medssl.report.tables import arm_label
     from medssl.report.figures import plot_balanced_accuracy
+    from medssl.report.tables import arm_label
 
     metrics = metrics_table()
     imagenet = metrics[metrics["method"] == "supervised"].assign(method="supervised_imagenet")

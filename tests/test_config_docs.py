@@ -47,3 +47,27 @@ def test_every_schema_key_is_documented():
 def test_every_documented_top_level_key_exists_in_the_schema():
     top = set(re.findall(r"^\| `(\w+)` \|", DOC.split("## Top level", 1)[1].split("\n## ", 1)[0], re.M))
     assert top and top <= set(SCHEMA["properties"]), sorted(top - set(SCHEMA["properties"]))
+
+
+def _keys_with_schema_defaults(node, keys):
+    if isinstance(node, dict):
+        keys |= {k for k, v in (node.get("properties") or {}).items() if isinstance(v, dict) and "default" in v}
+        for value in node.values():
+            _keys_with_schema_defaults(value, keys)
+    elif isinstance(node, list):
+        for value in node:
+            _keys_with_schema_defaults(value, keys)
+    return keys
+
+
+def test_rules_and_scripts_do_not_restate_the_schemas_defaults():
+    """The schema is the one home of a config key's default: Snakemake's validate() fills it in, so a
+    rule or script reads ``config[...]["key"]``, never ``.get("key", <its default again>)``."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    keys = _keys_with_schema_defaults(schema, set())
+    assert {"embedding_threads", "preprocessing", "bootstrap_samples", "channels", "prefix"} <= keys
+    files = [*(REPO / "workflow" / "rules").glob("*.smk"), *(REPO / "workflow" / "scripts").glob("*.py")]
+    restated = [f"{path.relative_to(REPO)}:{i}: {line.strip()}" for path in files
+                for i, line in enumerate(path.read_text().splitlines(), 1)
+                for m in re.finditer(r'\.get\("(\w+)", ', line) if m.group(1) in keys]
+    assert not restated, "\n".join(restated)

@@ -7,9 +7,9 @@ import pytest
 from test_classify import CLASSIFIERS, embeddings
 
 from medssl.evaluate import draws
-from medssl.report import health
 from medssl.evaluate.classify import run_budget
 from medssl.evaluate.fit_sweep import run_sweep, sweep_tasks
+from medssl.report import health
 from medssl.report.tables import collect_metrics, summarize
 
 EVAL = {"budgets": [1, 5, 10, 25, "all"], "seeds": [0, 1, 2], "classifiers": CLASSIFIERS}

@@ -33,3 +33,14 @@ def test_embed_split_keeps_the_split_order_and_does_not_depend_on_the_batch_size
     assert one.features.shape == (5, 4) and one.features.dtype == np.float32
     assert list(one.images) == list(split["image"]) and list(one.labels) == [1, 0, 1, 0, 0]
     np.testing.assert_allclose(one.features, all_at_once.features, rtol=1e-5, atol=1e-6)
+
+
+def test_the_embedding_normalises_as_the_backbone_was_pretrained():
+    """A method's images are normalised as its pretraining views were: its `augmentation`, else its kind's
+    defaults; an untrained kind without views is given the SSL method's (rules/common.smk)."""
+    from medssl.ssl.kinds import get_method, pretraining_normalize
+
+    assert pretraining_normalize("dino", {"normalize": "minus_one_one"}) == "minus_one_one"
+    assert pretraining_normalize("simclr", {}) == get_method("simclr").augmentation_defaults["normalize"]
+    assert pretraining_normalize("random_init", {}) == "imagenet"
+    assert pretraining_normalize("random_init", {"normalize": "minus_one_one"}) == "minus_one_one"

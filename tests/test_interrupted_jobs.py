@@ -107,14 +107,15 @@ def test_sigkill_of_snakemake_during_embed_leaves_no_embedding(tmp_path):
     run_jobs(tmp_path, [
         [str(SCRIPTS / "init_random_backbone.py"), {
             "log": [str(tmp_path / "init.log")], "threads": 1, "output": {"backbone": str(tmp_path / "backbone.pt")},
-            "params": {"backbone": backbone, "method": {"kind": "random_init"}}}],
+            "params": {"backbone": backbone, "method": {"kind": "random_init", "seed": 0}}}],
         [str(SCRIPTS / "embed.py"), {
             "log": [str(log)], "threads": 1,
             "input": {"labeled_train": str(tmp_path / "labeled_train.csv"), "test": str(tmp_path / "test.csv"),
                       "backbone": str(tmp_path / "backbone.pt")},
             "output": {"labeled_train": str(out / "labeled_train.npz"), "test": str(out / "test.npz")},
-            "params": {"dataset": {"image_size": 8, "classes": ["a", "b"]}, "backbone": backbone,
-                       "normalize": "imagenet", "image_root": str(data), "precision": "fp32"}}],
+            "params": {"dataset": {"image_size": 8, "channels": 3, "classes": ["a", "b"]}, "backbone": backbone,
+                       "views": {"kind": "random_init", "augmentation": {}}, "image_root": str(data),
+                       "precision": "fp32"}}],
     ], ready=lambda: log.is_file() and "labeled_train: (4, 12) features" in log.read_text())
     # labeled_train was embedded, test was not: neither file is there, and no partial one
     assert not out.exists() or [p.name for p in out.iterdir() if not p.name.startswith(".")] == []

@@ -67,8 +67,8 @@ def train_supervised(precision, tmp_path, section="baselines.supervised"):
     from test_ssl import TINY_VIT
 
     from medssl.evaluate.linear_layer import frozen_backbone_classifier
-    from medssl.settings import LinearLayerConfig, SupervisedConfig
     from medssl.evaluate.supervised import train_model
+    from medssl.settings import LinearLayerConfig, SupervisedConfig
 
     images = torch.randint(0, 255, (12, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     linear_layer = section == "baselines.linear_layer"

@@ -11,9 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from medssl.embed import embed_split
-from medssl.download.pretrained import fetch_pretrained_backbone, model_spec
 from medssl.backbone import load_backbone
+from medssl.download.pretrained import fetch_pretrained_backbone, model_spec
+from medssl.embed import embed_split
 from snakemake_runner import REPO, run_snakemake
 
 TINY_VIT = {"img_size": 24, "patch_size": 4, "depth": 1, "embed_dim": 24, "num_heads": 2}

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.report.tables import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
 from medssl.report.figures import (budget_positions, mean_confusion, plot_balanced_accuracy, plot_confusion_matrix,
-                            plot_label_efficiency, save_figure)
+                                   plot_label_efficiency, save_figure)
+from medssl.report.tables import add_paired_to_summary, collect_metrics, label_efficiency, paired_comparison, summarize
 
 
 def fit_record(method, classifier, budget, seed, bacc, n_classes=3):

@@ -19,8 +19,7 @@ from torch.utils.data import TensorDataset
 
 from medssl.augment import MultiCropAugment, MultiCropConfig
 from medssl.runtime import MixedPrecision
-from medssl.ssl import (KINDS, CollapseConfig, CollapseError, Schedules, get_method, parse_spec, train,
-                        training_step)
+from medssl.ssl import KINDS, CollapseConfig, CollapseError, Schedules, get_method, parse_spec, train, training_step
 from medssl.ssl import checkpoint, collapse, trainer
 from medssl.ssl.optim import build_optimizer
 

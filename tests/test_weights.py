@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from local_server import Handler, serve
-from medssl.download import weights
 from medssl.backbone import build_backbone, load_backbone
+from medssl.download import weights
 from medssl.ssl.dino import DINOHead
 
 # The code path of the real XCiT-S/8 (xcit_small_12_p8_224), on its smallest sibling.

@@ -34,7 +34,7 @@ rule fit_classifiers:
         "results/benchmarks/fit_classifiers/{dataset}/{variant}/{method}.tsv"
     params:
         classifiers=CLASSIFIERS,
-        preprocessing=config["evaluation"].get("preprocessing", ["power_transform", "pca"]),
+        preprocessing=config["evaluation"]["preprocessing"],
         budgets=BUDGETS,
         seeds=SEEDS,
         min_class_size=variant_min_class_size,

@@ -47,12 +47,16 @@ SOURCES = {d: source_for(config["datasets"][d], d) for d in DATASETS}  # medssl.
 GENERATED = [d for d in DATASETS if SOURCES[d].generated]  # images drawn by rule generate_dataset
 METHODS = config["methods"]
 CLASSIFIERS = config["evaluation"]["classifiers"]
+CLASSIFIER_LABELS = {name: spec.get("label", name) for name, spec in CLASSIFIERS.items()}  # label: default the name
 BUDGETS = [str(b) for b in config["evaluation"]["budgets"]]
+# figures.confusion: the arm of Fig. 3 and of the paired comparison with the DL baseline. Its defaults depend
+# on other keys: the first classifier, the last budget (the method, the first DINO method's family: ssl_method).
+CONFUSION = {"classifier": next(iter(CLASSIFIERS)), "budget": BUDGETS[-1], **config["figures"]["confusion"]}
 SEEDS = config["evaluation"]["seeds"]
 SPLITS = ["labeled_train", "unlabeled_train", "test"]
 # The supervised end-to-end DL baseline is an arm of its own: method "supervised", classifier
 # "finetune" in results/fits/ (rules/supervised.smk).
-SUPERVISED = config["baselines"].get("supervised", {"enabled": False})
+SUPERVISED = config["baselines"]["supervised"]
 SUPERVISED_BUDGETS = [str(b) for b in SUPERVISED.get("budgets") or BUDGETS]
 SUPERVISED_SEEDS = SUPERVISED.get("seeds") or SEEDS
 # baselines.supervised.imagenet adds a second baseline, the backbone ImageNet-initialised (method
@@ -62,17 +66,22 @@ SUPERVISED_ARMS = ["supervised"] + (["supervised_imagenet"] if SUPERVISED.get("i
 
 # The paper's "SSL + LL": a linear head (+ the final norm) trained on images through each SSL
 # method's frozen backbone (rules/linear_layer.smk), classifier "linear_layer" in results/fits/.
-LINEAR_LAYER = config["baselines"].get("linear_layer", {"enabled": False})
+LINEAR_LAYER = config["baselines"]["linear_layer"]
 # (not a frozen pretrained model of its own architecture and preprocessing: kind `pretrained`)
 LINEAR_LAYER_METHODS = LINEAR_LAYER.get("methods") or [m for m, e in METHODS.items() if e["kind"] != "pretrained"]
 
 
 def method_instances(name):
     """The methods config entries made of `name`: its pretrain_seeds instances, or itself."""
-    return [m for m, entry in METHODS.items() if entry.get("family", m) == name]
+    return [m for m in METHODS if family(m) == name]
 
 
-LINEAR_LAYER_METHODS = [m for family in LINEAR_LAYER_METHODS for m in method_instances(family) or [family]]
+def family(method):
+    """The method a config entry was written as: a pretrain_seeds instance's, else its own name."""
+    return METHODS[method].get("family", method)
+
+
+LINEAR_LAYER_METHODS = [m for name in LINEAR_LAYER_METHODS for m in method_instances(name) or [name]]
 LINEAR_LAYER_BUDGETS = [str(b) for b in LINEAR_LAYER.get("budgets") or BUDGETS]
 LINEAR_LAYER_SEEDS = LINEAR_LAYER.get("seeds") or SEEDS
 
@@ -92,9 +101,8 @@ def variant_min_class_size(wildcards):
 
 def ssl_method():
     """The SSL method of the paper-style figures and of the paired comparison."""
-    confusion = config.get("figures", {}).get("confusion", {})
     first = next(iter(_names(METHODS, "dino") or METHODS))
-    return confusion.get("method") or METHODS[first].get("family", first)
+    return CONFUSION.get("method") or family(first)
 
 
 def _names(mapping, kind):
@@ -118,19 +126,18 @@ def _check_config():
     for name, ds in config["datasets"].items():
         if len(ds["classes"]) != len(set(ds["classes"])):
             raise ValueError(f"datasets.{name}.classes: class names must be unique")
-    confusion = config.get("figures", {}).get("confusion", {})
-    if confusion.get("method") and not method_instances(confusion["method"]):
+    if CONFUSION.get("method") and not method_instances(CONFUSION["method"]):
         raise ValueError(
-            f"figures.confusion.method: {confusion['method']!r} is not one of methods: {sorted(METHODS)}"
+            f"figures.confusion.method: {CONFUSION['method']!r} is not one of methods: {sorted(METHODS)}"
         )
-    if confusion.get("classifier") and confusion["classifier"] not in CLASSIFIERS:
+    if CONFUSION["classifier"] not in CLASSIFIERS:
         raise ValueError(
-            f"figures.confusion.classifier: {confusion['classifier']!r} is not one of "
+            f"figures.confusion.classifier: {CONFUSION['classifier']!r} is not one of "
             f"evaluation.classifiers: {sorted(CLASSIFIERS)}"
         )
-    if "budget" in confusion and str(confusion["budget"]) not in BUDGETS:
+    if str(CONFUSION["budget"]) not in BUDGETS:
         raise ValueError(
-            f"figures.confusion.budget: {confusion['budget']!r} is not one of evaluation.budgets: {BUDGETS}"
+            f"figures.confusion.budget: {CONFUSION['budget']!r} is not one of evaluation.budgets: {BUDGETS}"
         )
     for name in ["supervised", "supervised_imagenet"]:
         if name in METHODS:
@@ -175,10 +182,10 @@ _check_config()
 
 # The SmallDataSSL-style method comparison (rules compare_methods, plot_method_comparison), when the
 # config sets figures.comparison; its classifiers and budget are checked here, at plan time.
-if "comparison" in config.get("figures", {}):
+if "comparison" in config["figures"]:
     from medssl.report.compare import comparison_settings
 
-    COMPARISON = comparison_settings(config)
+    COMPARISON = comparison_settings(config, CLASSIFIER_LABELS)
 else:
     COMPARISON = None
 
@@ -354,10 +361,10 @@ def linear_layer_outputs(dataset, variant):
     )
 
 
-def linear_layer_views(wildcards):
-    """The views (and normalisation) the arm trains with: those the method was pretrained with (a trained
-    kind's view defaults under its `augmentation`, applied by medssl.evaluate.linear_layer.settings_for_method), or
-    for an untrained kind its own `augmentation`, else the SSL method's."""
+def pretraining_views(wildcards):
+    """The kind and `augmentation` of the backbone the method's embedding and linear-layer arm feed: its own,
+    or for an untrained kind without views of its own the SSL method's, so that the untrained reference sees
+    its inputs normalised as the SSL method's backbone does (medssl.ssl.kinds.pretraining_views)."""
     own = METHODS[wildcards.method]
     entry = own if own["kind"] in SSL_KINDS or own.get("augmentation") else METHODS[method_instances(ssl_method())[0]]
     return {"kind": entry["kind"], "augmentation": entry.get("augmentation") or {}}
@@ -378,13 +385,12 @@ def all_fit_outputs(wildcards=None):
 
 
 def confusion_budget():
-    return str(config.get("figures", {}).get("confusion", {}).get("budget", BUDGETS[-1]))
+    return str(CONFUSION["budget"])
 
 
 def confusion_fits(wildcards):
     """Fig. 3: the SSL arm's fits at the chosen budget, and the DL baseline's at that budget if it ran."""
-    confusion = config.get("figures", {}).get("confusion", {})
-    classifier = confusion.get("classifier", next(iter(CLASSIFIERS)))
+    classifier = CONFUSION["classifier"]
     return {
         "ssl": expand(
             "results/fits/{dataset}/classes_all/{method}/budget_{budget}/{classifier}/seed_{seed}.json",

@@ -1,8 +1,7 @@
 # Helpers of rules/download.smk: which files each dataset downloads, unpacks or expects by hand.
 import re
 
-DOWNLOAD_SETTINGS = {"dir": "data/downloads", "keep_archives": True, "retries": 5, "timeout": 60, "max_unpacked_gb": 100,
-                     **config.get("downloads", {})}
+DOWNLOAD_SETTINGS = config["downloads"]  # with the schema's defaults
 
 
 def _download_items():

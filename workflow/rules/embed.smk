@@ -18,10 +18,10 @@ rule embed:
     params:
         dataset=dataset_cfg,
         backbone=method_backbone,
-        normalize=lambda wc: method_cfg(wc).get("augmentation", {}).get("normalize", "imagenet"),
+        views=pretraining_views,
         image_root=lambda wc: image_root(wc.dataset),
-        precision=config["evaluation"].get("embedding_precision", "auto"),
-    threads: config["evaluation"].get("embedding_threads", 4)
+        precision=config["evaluation"]["embedding_precision"],
+    threads: config["evaluation"]["embedding_threads"]
     priority: 40  # on the critical path behind pretraining
     conda:
         "../../envs/torch.yaml"

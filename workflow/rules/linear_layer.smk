@@ -21,7 +21,7 @@ rule train_linear_layer:
         dataset=dataset_cfg,
         backbone=config["backbone"],
         settings=LINEAR_LAYER,
-        views=linear_layer_views,
+        views=pretraining_views,
         image_root=lambda wc: image_root(wc.dataset),
         min_class_size=variant_min_class_size,
     threads: 1

@@ -33,6 +33,8 @@ rule aggregate_metrics:
     params:
         config=config,
         ssl_method=ssl_method(),
+        classifier=CONFUSION["classifier"],
+        labels=CLASSIFIER_LABELS,
     conda:
         "../../envs/sklearn.yaml"
     script:
@@ -108,7 +110,8 @@ rule plot_confusion_matrix:
         "results/benchmarks/plot_confusion_matrix/{dataset}.tsv"
     params:
         config=config,
-        labels={name: spec.get("label", name) for name, spec in CLASSIFIERS.items()},
+        labels=CLASSIFIER_LABELS,
+        method=ssl_method(),
     conda:
         "../../envs/sklearn.yaml"
     script:

@@ -70,8 +70,8 @@ rule fetch_published_weights:
         method=_alternation(_names(METHODS, "published")),
     params:
         url=lambda wc: method_cfg(wc)["urls"][wc.dataset],
-        md5=lambda wc: method_cfg(wc).get("md5", {}).get(wc.dataset),
-        prefix=lambda wc: method_cfg(wc).get("prefix", "backbone."),
+        md5=lambda wc: method_cfg(wc)["md5"].get(wc.dataset),
+        prefix=lambda wc: method_cfg(wc)["prefix"],
         download=lambda wc: f"results/ssl/{wc.dataset}/{wc.method}/download/checkpoint.pt",
         backbone=config["backbone"],
     localrule: True  # on a cluster the download runs where Snakemake runs (compute nodes may be offline)

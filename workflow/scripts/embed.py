@@ -3,12 +3,13 @@ kind `pretrained`, input data_config) gets its own input size, interpolation and
 import json
 from pathlib import Path
 
+from medssl.backbone import load_backbone
 from medssl.checks import check_disjoint, check_finite
 from medssl.data.splits import read_split
+from medssl.download.pretrained import preprocessing
 from medssl.embed import embed_split
 from medssl.runtime import default_num_workers, die_with_snakemake, limit_threads, resolve_device, setup_logging
-from medssl.download.pretrained import preprocessing
-from medssl.backbone import load_backbone
+from medssl.ssl.kinds import pretraining_normalize
 
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()
@@ -21,8 +22,8 @@ if "data_config" in snakemake.input.keys():
     images = preprocessing(json.loads(Path(snakemake.input.data_config).read_text()))
     log.info("pretrained model's own preprocessing: %s", Path(snakemake.input.data_config).read_text())
 else:
-    images = {"image_size": ds["image_size"], "channels": ds.get("channels", 3), "resample": None,
-              "normalize": snakemake.params.normalize}
+    images = {"image_size": ds["image_size"], "channels": ds["channels"], "resample": None,
+              "normalize": pretraining_normalize(**snakemake.params.views)}
 frames = {split: read_split(snakemake.input[split]) for split in ["labeled_train", "test"]}
 check_disjoint({snakemake.input[split]: frame["image"] for split, frame in frames.items()})
 embeddings = {}

@@ -5,8 +5,8 @@ from collections import defaultdict
 
 import pandas as pd
 
-from medssl.evaluate import draws as label_draws
 from medssl.checks import check_disjoint, check_finite
+from medssl.evaluate import draws as label_draws
 from medssl.evaluate.budgets import Embeddings, restrict_classes
 from medssl.evaluate.fit_sweep import run_sweep
 from medssl.runtime import atomic_path, die_with_snakemake, limit_threads, setup_logging, write_json
@@ -33,7 +33,7 @@ if draw_paths:
              draws["seeds"][0], draws["seeds"][-1], draws["budgets"], draws["classifiers"])
 drawn = defaultdict(list)
 # Read from the config, not a rule param: the allowlist changes no result, so it must not rerun fits.
-packages = snakemake.config["evaluation"].get("estimator_packages", [])
+packages = snakemake.config["evaluation"]["estimator_packages"]
 for budget, name, seed, record, y_pred in run_sweep(
         snakemake.input.labeled_train, snakemake.input.test, params.budgets, params.seeds, params.classifiers,
         params.preprocessing, params.min_class_size, workers=snakemake.threads, estimator_packages=packages,

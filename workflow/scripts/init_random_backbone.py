@@ -2,15 +2,15 @@
 when backbone.pretrained is true), saved like a pretrained one."""
 import torch
 
+from medssl.backbone import backbone_from_spec
 from medssl.runtime import atomic_path, limit_threads, setup_logging
-from medssl.backbone import build_backbone
 
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 spec = snakemake.params.backbone
-torch.manual_seed(snakemake.params.method.get("seed", 0))
-backbone = build_backbone(spec["name"], pretrained=spec.get("pretrained", False), **spec.get("kwargs", {}))
-log.info("%s: %d parameters, random init seed %d", spec["name"], sum(p.numel() for p in backbone.parameters()),
-         snakemake.params.method.get("seed", 0))
+seed = snakemake.params.method["seed"]
+torch.manual_seed(seed)
+backbone = backbone_from_spec(spec)
+log.info("%s: %d parameters, random init seed %d", spec["name"], sum(p.numel() for p in backbone.parameters()), seed)
 with atomic_path(snakemake.output.backbone) as tmp:
     torch.save(backbone.state_dict(), tmp)

@@ -3,9 +3,9 @@ budget, class frequencies, and per-class accuracy of ours, the literature's and 
 with bootstrap intervals over test images."""
 import pandas as pd
 
-from medssl.report.tables import DL_ARM, read_fit
 from medssl.report.figures import plot_confusion_matrix, save_figure
 from medssl.report.statistics import per_class_bootstrap
+from medssl.report.tables import DL_ARM, read_fit
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])
@@ -15,11 +15,10 @@ records = [read_fit(path) for path in snakemake.input.ssl]
 baseline = [read_fit(path) for path in snakemake.input.dl]
 first = records[0]
 ds = config["datasets"][first["dataset"]]
-method = config["methods"].get(first["method"], {}).get("family", first["method"])  # pretrain_seeds instances
+method = snakemake.params.method  # pretrain_seeds instances are pooled under it
 arm = f"{method} + {snakemake.params.labels.get(first['classifier'], first['classifier'])}"
 title = f"{ds.get('title') or first['dataset']}: {arm}, at most {first['budget']} labeled images per class"
-confusion = config.get("figures", {}).get("confusion", {})
-n_boot, seed = int(confusion.get("bootstrap_samples", 1000)), int(config.get("seed", 0))
+n_boot, seed = config["figures"]["confusion"]["bootstrap_samples"], config["seed"]
 intervals = {}
 if n_boot:
     for label, paths in [(arm, snakemake.input.ssl_predictions), (DL_ARM, snakemake.input.dl_predictions)]:

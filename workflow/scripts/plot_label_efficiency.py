@@ -1,8 +1,8 @@
 """Fig. 1 (every class) / Fig. 2 (classes with >= min_class_size images): one panel per dataset."""
 import pandas as pd
 
-from medssl.report.health import did_not_learn
 from medssl.report.figures import plot_label_efficiency, save_figure
+from medssl.report.health import did_not_learn
 from medssl.runtime import limit_threads, setup_logging, write_provenance
 
 log = setup_logging(snakemake.log[0])
@@ -20,7 +20,7 @@ method = snakemake.params.ssl_method
 health = pd.read_csv(snakemake.input.health)
 not_learned = {d: {method: v} for d in datasets if (v := did_not_learn(health, d, method))}
 fig = plot_label_efficiency(summary, datasets, method, variants, title,
-                            config.get("baselines", {}).get("supervised"), not_learned)
+                            config["baselines"]["supervised"], not_learned)
 for png_or_pdf in (snakemake.output.png, snakemake.output.pdf):
     write_provenance(png_or_pdf, config)
 save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -26,13 +26,13 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt, also=(CollapseErro
     check_disjoint({path: read_split(path, labeled=False)["image"] for path in splits.values()}, "SSL pool")
     spec = {
         "kind": method["kind"],
-        "params": dict(method.get("params") or {}),
-        "augmentation": dict(method.get("augmentation") or {}),
+        "params": dict(method["params"]),
+        "augmentation": dict(method["augmentation"]),
         "collapse": dict(method.get("collapse") or {}),
         "splits": {name: path for name, path in splits.items() if name != "test"},
         "image_root": str(snakemake.params.image_root),
         "image_size": ds["image_size"],
-        "channels": ds.get("channels", 3),
+        "channels": ds["channels"],
         "backbone": dict(snakemake.params.backbone),
         "work_dir": str(snakemake.params.work_dir),
         "output": str(snakemake.output.backbone),

@@ -7,9 +7,9 @@ with fail_once(snakemake.log[0], snakemake.resources.attempt):
     from medssl.checks import check_disjoint
     from medssl.data.splits import read_split
     from medssl.evaluate.linear_layer import CLASSIFIER, frozen_backbone_classifier, settings_for_method
+    from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit
     from medssl.runtime import limit_threads
     from medssl.settings import LinearLayerConfig
-    from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit
 
     limit_threads(snakemake.threads)
     wc = snakemake.wildcards

@@ -6,9 +6,9 @@ die_with_snakemake()
 with fail_once(snakemake.log[0], snakemake.resources.attempt):
     from medssl.checks import check_disjoint
     from medssl.data.splits import read_split
+    from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit
     from medssl.runtime import limit_threads
     from medssl.settings import SupervisedConfig
-    from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit
 
     limit_threads(snakemake.threads)
     wc = snakemake.wildcards

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 from medssl.augment import normalize
-from medssl.evaluate.budgets import Embeddings
 from medssl.data.dataset import ImageDataset
+from medssl.evaluate.budgets import Embeddings
 from medssl.runtime import MixedPrecision, resolve_device
 
 log = logging.getLogger(__name__)

@@ -46,8 +46,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from medssl.augment.config import (C_ANGLE, C_HFLIP, C_PERSP, C_RATIO, C_SCALE, C_VFLIP, C_X, C_Y,
-                                   MultiCropConfig)
+from medssl.augment.config import C_ANGLE, C_HFLIP, C_PERSP, C_RATIO, C_SCALE, C_VFLIP, C_X, C_Y, MultiCropConfig
 
 
 def crop_boxes(u: torch.Tensor, height: int, width: int, scale, ratio) -> tuple[torch.Tensor, torch.Tensor]:

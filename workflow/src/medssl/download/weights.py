@@ -21,8 +21,8 @@ from typing import Mapping
 import torch
 import torch.nn as nn
 
-from medssl.download import ChecksumError, local_path, fetch, verify_checksum
 from medssl.backbone import build_backbone
+from medssl.download import ChecksumError, local_path, fetch, verify_checksum
 
 __all__ = ["ZENODO_RECORD", "ChecksumError", "download", "backbone_state",
            "load_published_backbone", "fetch_published_weights"]

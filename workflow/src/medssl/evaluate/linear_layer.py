@@ -51,14 +51,9 @@ def frozen_backbone_classifier(backbone_spec: Mapping[str, Any], weights: str | 
 def settings_for_method(settings: LinearLayerConfig, augmentation: Mapping[str, Any],
                         kind: str | None = None) -> LinearLayerConfig:
     """The arm's training settings for one method: ``multicrop`` and ``normalize``, where unset, those the
-    method's backbone was pretrained with: ``methods.<m>.augmentation`` over the view defaults of its
-    ``kind`` (a SimCLR entry without an augmentation block pretrained on SimCLR's views); its
-    ``normalize`` unset: :class:`medssl.augment.MultiCropConfig`'s."""
-    from medssl.augment import MultiCropConfig
-    from medssl.ssl.kinds import KINDS, get_method
+    method's backbone was pretrained with (:func:`medssl.ssl.kinds.pretraining_views`)."""
+    from medssl.ssl.kinds import pretraining_normalize, pretraining_views
 
-    views = {**(get_method(kind).augmentation_defaults if kind in KINDS else {}), **augmentation}
-    multicrop = views if settings.multicrop is None else settings.multicrop
-    normalize = views.get("normalize", MultiCropConfig.normalize) if settings.normalize is None else \
-        settings.normalize
+    multicrop = pretraining_views(kind, augmentation) if settings.multicrop is None else settings.multicrop
+    normalize = pretraining_normalize(kind, augmentation) if settings.normalize is None else settings.normalize
     return dataclasses.replace(settings, multicrop=multicrop, normalize=normalize)

@@ -39,9 +39,9 @@ from torch.nn import functional as F
 
 from medssl import runtime
 from medssl.augment import normalize
+from medssl.data.dataset import ImageDataset, load_all
 from medssl.evaluate.budgets import Embeddings, budget_subset, class_weights, holdout_split, restrict_classes
 from medssl.evaluate.classify import class_coverage_fields, score
-from medssl.data.dataset import ImageDataset, load_all
 from medssl.settings import BASELINE_CLIP_MODES, FinetuneConfig
 
 log = logging.getLogger(__name__)

@@ -152,22 +152,23 @@ def pretrained_methods(methods: Mapping[str, Mapping]) -> list[str]:
     return [name for name, spec in methods.items() if spec.get("kind") == "pretrained"]
 
 
-def comparison_settings(config: Mapping) -> dict:
-    """figures.comparison with its defaults: budget 'all', every classifier, variant classes_all."""
-    settings = dict(config.get("figures", {}).get("comparison") or {})
+def comparison_settings(config: Mapping, labels: Mapping[str, str]) -> dict:
+    """figures.comparison of a validated config (the schema's defaults: budget 'all', 3 digits), its
+    classifiers (default every one) with their ``labels``, and the variant compared (classes_all)."""
+    settings = config["figures"]["comparison"]
     all_classifiers = config["evaluation"]["classifiers"]
     chosen = settings.get("classifiers") or list(all_classifiers)
     unknown = sorted(set(chosen) - set(all_classifiers))
     if unknown:
         raise ValueError(f"figures.comparison.classifiers: {unknown} not in evaluation.classifiers "
                          f"{sorted(all_classifiers)}")
-    budget = str(settings.get("budget", "all"))
+    budget = str(settings["budget"])
     budgets = [str(b) for b in config["evaluation"]["budgets"]]
     if budget not in budgets:
         raise ValueError(f"figures.comparison.budget: {budget!r} is not one of evaluation.budgets {budgets}")
     return {
         "budget": budget,
-        "classifiers": {name: all_classifiers[name].get("label", name) for name in chosen},
+        "classifiers": {name: labels[name] for name in chosen},
         "variant": "classes_all",
-        "digits": int(settings.get("digits", 3)),
+        "digits": settings["digits"],
     }

@@ -11,8 +11,8 @@ import pandas as pd
 from scipy import stats
 
 from medssl.evaluate.draws import fit_records
-from medssl.report.statistics import add_holm, paired_t
 from medssl.report.health import dl_baseline_untrained
+from medssl.report.statistics import add_holm, paired_t
 
 METRICS = ["balanced_accuracy", "accuracy", "macro_f1", "roc_auc"]
 KEYS = ["dataset", "variant", "min_class_size", "method", "classifier", "budget"]

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from medssl.backbone import backbone_from_spec, feature_dim
-from medssl.ssl.heads import MultiCropWrapper
 from medssl.ssl.base import Method
 from medssl.ssl.config import TrainConfig
+from medssl.ssl.heads import MultiCropWrapper
 from medssl.ssl.optim import ema_update
 from medssl.ssl.schedules import cosine_schedule
 

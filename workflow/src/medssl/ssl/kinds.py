@@ -8,7 +8,7 @@ the workflow's own (random_init, published, pretrained). A new method is its own
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     from medssl.ssl.base import Method
@@ -29,3 +29,17 @@ def get_method(kind: str) -> type[Method]:
     except KeyError:
         raise ValueError(f"unknown SSL method kind {kind!r}; known: {sorted(KINDS)}") from None
     return getattr(importlib.import_module(module), name)
+
+
+def pretraining_views(kind: str, augmentation: Mapping[str, Any]) -> dict:
+    """The view settings a backbone of ``kind`` was pretrained with: the config's ``augmentation`` over the
+    kind's own view defaults (a SimCLR entry without an augmentation block trained on SimCLR's views). An
+    untrained kind has no defaults of its own. Loads the method's module (torch) for a trained kind."""
+    return {**(get_method(kind).augmentation_defaults if kind in KINDS else {}), **augmentation}
+
+
+def pretraining_normalize(kind: str, augmentation: Mapping[str, Any]) -> str:
+    """The input normalisation of those views, which every later stage feeding that backbone must use."""
+    from medssl.augment.config import MultiCropConfig
+
+    return pretraining_views(kind, augmentation).get("normalize", MultiCropConfig.normalize)

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from medssl.ssl.collapse import CollapseConfig, CollapseError, failure_message
+from medssl.ssl.config import TrainConfig
 from medssl.ssl.distributed import rank_world
 from medssl.ssl.kinds import get_method
 from medssl.ssl.trainer import HEALTH, resolve_device, train
@@ -83,9 +84,9 @@ def run_pretraining(spec: dict, log: logging.Logger | None = None) -> Path:
                  len(splits["labeled_train"]), len(splits["unlabeled_train"]))
     images = pool["image"].tolist()
     dataset = ImageDataset(images, Path(spec["image_root"]), int(spec["image_size"]),
-                           channels=int(spec.get("channels", 3)))
+                           channels=int(spec["channels"]))
     identity = {"pool": hashlib.sha256("\n".join(images).encode()).hexdigest(),
-                "image_size": int(spec["image_size"]), "channels": int(spec.get("channels", 3))}
+                "image_size": int(spec["image_size"]), "channels": int(spec["channels"])}
     trained = train(method, cfg, spec["backbone"], dataset, MultiCropAugment(aug_cfg), Path(spec["work_dir"]),
                     log, collapse_cfg, identity)
     output = Path(spec["output"]) if spec.get("output") else trained
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("medssl")
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    device = (spec.get("params") or {}).get("device", "auto")
+    device = (spec.get("params") or {}).get("device", TrainConfig.device)
     use_cuda = device != "cpu" and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -36,8 +36,7 @@ from medssl.ssl import collapse
 from medssl.ssl.base import Method
 from medssl.ssl.checkpoint import CHECKPOINT, atomic_torch_save, save_checkpoint, take_checkpoint, write_log_csv
 from medssl.ssl.config import TrainConfig, config_hash
-from medssl.ssl.distributed import (epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state,
-                                    unwrap)
+from medssl.ssl.distributed import epoch_seed, gather_rng_states, rank_world, seed_everything, set_rng_state, unwrap
 from medssl.ssl.optim import build_optimizer, clip_gradients, load_optimizer_state
 from medssl.ssl.schedules import Schedules
 
