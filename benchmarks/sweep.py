@@ -10,7 +10,7 @@ paper's splits (8 classes, NV 9,012 ... DF 167), Gaussian class clusters, writte
               shared by SVM, kNN and LR.
   sequential  one loop in one process, as sparsam's reproduce_results.py: for every budget, seed and
               classifier a fresh sklearn Pipeline([PowerTransformer(), PCA(), classifier]) on the same
-              subset (medssl.evaluate.classify.sample_budget), BLAS free to use every core.
+              subset (medssl.evaluate.budgets.sample_budget), BLAS free to use every core.
 
 Both runs use the classifier entries of config/paper.yaml (SVC with probability and argmax of the
 probabilities, kNN with k = 5 x classes, LR) and the same seeds, and the script checks that the

@@ -71,3 +71,22 @@ def test_rules_and_scripts_do_not_restate_the_schemas_defaults():
                 for i, line in enumerate(path.read_text().splitlines(), 1)
                 for m in re.finditer(r'\.get\("(\w+)", ', line) if m.group(1) in keys]
     assert not restated, "\n".join(restated)
+
+
+def test_validation_fills_the_defaults_the_rules_read(tmp_path):
+    """Snakemake's validate() fills the schema's defaults, nested ones included (figures.confusion, the
+    downloads block, the baselines), and the keys are accepted where the figure reads them."""
+    from snakemake.utils import validate
+
+    schema = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for key in ("figures", "downloads", "baselines"):
+        config.pop(key, None)
+    validate(config, str(schema))
+    assert config["figures"]["confusion"] == {"bootstrap_samples": 1000}
+    assert config["downloads"]["dir"] == "data/downloads" and config["downloads"]["retries"] == 5
+    assert config["baselines"] == {"supervised": {"enabled": False}, "linear_layer": {"enabled": False}}
+    assert config["evaluation"]["preprocessing"] == ["power_transform", "pca"]
+    set_by_user = {**config, "figures": {"confusion": {"bootstrap_samples": 0, "budget": "all"}}}
+    validate(set_by_user, str(schema))
+    assert set_by_user["figures"]["confusion"]["bootstrap_samples"] == 0

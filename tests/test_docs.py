@@ -2,6 +2,7 @@
 docs/, the configs, profiles and the comments and docstrings of workflow/ and benchmarks/ name exists (so does
 every #anchor they point at in a Markdown file, and every pointer of a test into docs/), and no text names a
 file that is not in the repository."""
+import importlib
 import re
 import subprocess
 from pathlib import Path
@@ -162,3 +163,30 @@ def test_the_check_finds_what_is_missing(text, broken):
 ], ids=["file", "section", "section-sign", "word-section", "health-constants", "assignment"])
 def test_the_check_finds_citations_of_the_outside_file(text, cites):
     assert bool(CITING_OUTSIDE.search(text)) is cites
+
+
+DOTTED = re.compile(r"\bmedssl(?:\.[A-Za-z_]\w*)+")
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_every_named_medssl_module_or_object_exists():
+    """`medssl.evaluate.estimators.LinearProbe` in a config, a doc or a docstring names something real: a
+    module moved or an object renamed leaves no stale name behind (config paths are what users copy)."""
+    names = {m.group(0) for _, text in texts() for m in DOTTED.finditer(text)}
+    names = {n for n in names if "__main__" not in n and not n.endswith((".yaml", ".py", ".smk", ".log", ".md"))}
+    assert "medssl.evaluate.estimators.LinearProbe" in names
+    assert not (stale := sorted(n for n in names if not _resolves(n))), stale

@@ -3,7 +3,7 @@
 At every budget of at most ``max_budget`` labels per class the evaluation fits ``n`` labeled subsets
 instead of one per ``evaluation.seeds``: the configured seeds first (their fits are the usual per-seed
 files), then the seeds ``max(seeds) + 1, max(seeds) + 2, ...`` until there are ``n``. A draw is a seed
-of `medssl.evaluate.classify.sample_budget`, so its subset depends only on the labels, the budget and that seed:
+of `medssl.evaluate.budgets.sample_budget`, so its subset depends only on the labels, the budget and that seed:
 every method and classifier sees the same subsets, and the draws are nested across budgets as the
 seeds are. The further draws are fit with ``classifiers`` only (default: every configured one) in the
 same fit job, and written per budget and classifier to one file, ``draws_<n>.json`` (their records,
