@@ -1,6 +1,6 @@
 """What a careful user may put in a dataset, each case run through the real code path: odd image files
 (medssl.data.images), odd folders and links (medssl.data.files), odd class names, tiny classes and the config
-values the schema lets through (medssl.checks). Each is read as documented, or refused naming the
+values the schema lets through (medssl.checks, medssl.data.checks). Each is read as documented, or refused naming the
 file, the class or the config key. All unit tests: 8x8 images, no workflow run."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 from medssl import checks
+from medssl.data import checks as data_checks
 from medssl.data import DatasetError, check_images, index_folder, load_image, make_splits, read_split, write_split
 from medssl.data.manifests import check_inside_root
 from medssl.data.sources import source_for
@@ -271,7 +272,7 @@ def test_an_empty_shipped_split_is_refused(tmp_path):
     manifest = pd.DataFrame({"image": ["a/0.png"], "label": ["a"]})
     paths = {name: tmp_path / f"{name}.csv" for name in ("labeled_train", "test")}
     with pytest.raises(DatasetError, match=r"test.csv: no images; a split without images"):
-        checks.check_splits(paths, manifest, tmp_path / "data", ["a"])
+        data_checks.check_splits(paths, manifest, tmp_path / "data", ["a"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from medssl import checks
+from medssl.data import checks as data_checks
 from medssl.data import DatasetError
 from medssl.data.manifests import check_inside_root
 from medssl.data.sources import source_for
@@ -70,7 +71,7 @@ def test_overlap_of_shipped_splits_is_refused_naming_the_images(tmp_path):
     rows = list(manifest.itertuples(index=False, name=None))
     paths = shipped(tmp_path, rows[:9], rows[6:])  # 3 images in both
     with pytest.raises(DatasetError) as err:
-        checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
+        data_checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
     message = str(err.value)
     assert "3 of the 6 test images are also in" in message and "'b/0.png'" in message and "test.csv" in message
 
@@ -83,7 +84,7 @@ def test_image_of_a_shipped_split_outside_the_manifest_is_verified(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:30])
     paths = shipped(tmp_path, rows[:4] + rows[6:10], rows[4:6] + [("b/extra.png", "b")])
     with pytest.raises(DatasetError, match=r"b/extra.png \(cannot decode"):
-        checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
+        data_checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
 
 
 def test_paths_outside_the_dataset_root_are_refused_naming_the_row(tmp_path):
@@ -101,11 +102,11 @@ def test_class_missing_from_a_split_is_warned_and_not_scored(tmp_path):
     rows = list(manifest.itertuples(index=False, name=None))
     paths = shipped(tmp_path, rows[:4] + rows[6:10], rows[4:6])  # no test image of class b
     with pytest.warns(UserWarning, match=r"\['b'\] have no test image"):
-        summary = checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
+        summary = data_checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
     assert summary["no_test_images"] == ["b"]
     paths = shipped(tmp_path, rows[:4], rows[4:6] + rows[6:])  # class b only in test
     with pytest.warns(UserWarning, match=r"\['b'\] are in the test split but have no labeled training"):
-        checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
+        data_checks.check_splits(paths, manifest, tmp_path / "data", ["a", "b"])
 
 
 def test_metrics_leave_out_a_class_without_test_images():
@@ -155,15 +156,15 @@ def test_non_finite_embeddings_are_refused_naming_the_file():
     features = np.ones((3, 2), np.float32)
     features[1, 0] = np.nan
     with pytest.raises(DatasetError, match=r"test.npz: 1 of 3 embedding\(s\) contain NaN.*'img1'"):
-        checks.check_finite(features, ["img0", "img1", "img2"], "test.npz")
+        data_checks.check_finite(features, ["img0", "img1", "img2"], "test.npz")
 
 
 def test_fingerprint_changes_when_a_dataset_file_changes(tmp_path):
     folder_dataset(tmp_path / "data", per_class=2)
     source = source_for({"source": {"kind": "folder", "root": str(tmp_path / "data")}, "classes": ["a", "b"]}, "ds")
-    before = checks.dataset_fingerprint(source.files())
+    before = data_checks.dataset_fingerprint(source.files())
     write_png(tmp_path / "data" / "a" / "new.png")
-    assert checks.dataset_fingerprint(source.files()) != before
+    assert data_checks.dataset_fingerprint(source.files()) != before
 
 
 # ------------------------------------------------------------------------------------------------

@@ -467,7 +467,7 @@ DATA_SCRIPTS = ["make_splits", "check_splits", "index_dataset", "generate_datase
 
 def test_data_rules_load_no_torch():
     """The data rules (on the demo's critical path) import neither torch nor, before a split is made, sklearn:
-    the imports of their scripts, and the modules medssl.checks.check_splits imports when called."""
+    the imports of their scripts, and the modules medssl.data.checks.check_splits imports when called."""
     imports = [ast.unparse(node) for name in DATA_SCRIPTS
                for node in ast.parse((SCRIPTS / f"{name}.py").read_text()).body
                if isinstance(node, (ast.Import, ast.ImportFrom))]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medssl.checks import check_disjoint
 from medssl.data import DatasetError, read_split, ssl_pool
+from medssl.data.checks import check_disjoint
 
 SPLITS = Path(__file__).resolve().parents[1] / "splits"
 

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 sys.path.insert(0, str(Path(workflow.main_snakefile).parent / "src"))  # the medssl of this checkout
+from medssl.data.checks import dataset_fingerprint as _fingerprint  # noqa: E402
 from medssl.data.sources import source_for  # noqa: E402
 from medssl.ssl import kinds as medssl_kinds  # noqa: E402
 
@@ -214,7 +215,7 @@ def draw_outputs(dataset, variant, method):
 
 def dataset_fingerprint(wildcards):
     """index_dataset's param: changes when the manifest or a file of a folder dataset changes."""
-    return medssl_checks.dataset_fingerprint(SOURCES[wildcards.dataset].files())
+    return _fingerprint(SOURCES[wildcards.dataset].files())
 
 
 def split_check(wildcards):

@@ -1,7 +1,7 @@
 """The splits every training job reads: disjoint, inside the dataset root, decodable, known classes."""
 import pandas as pd
 
-from medssl.checks import check_splits
+from medssl.data.checks import check_splits
 from medssl.runtime import limit_threads, setup_logging, write_json
 
 log = setup_logging(snakemake.log[0])

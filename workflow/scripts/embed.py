@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from medssl.backbone import load_backbone
-from medssl.checks import check_disjoint, check_finite
+from medssl.data.checks import check_disjoint, check_finite
 from medssl.data.splits import read_split
 from medssl.download.pretrained import preprocessing
 from medssl.embed import embed_split

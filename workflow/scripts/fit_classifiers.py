@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from medssl.checks import check_disjoint, check_finite
+from medssl.data.checks import check_disjoint, check_finite
 from medssl.evaluate import draws as label_draws
 from medssl.evaluate.budgets import Embeddings, restrict_classes
 from medssl.evaluate.fit_sweep import run_sweep

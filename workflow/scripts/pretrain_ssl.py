@@ -14,7 +14,7 @@ from medssl.ssl import CollapseError, launch_pretraining  # noqa: E402
 
 # a collapsed run collapses again (it is seeded), so it is not retried either
 with fail_once(snakemake.log[0], snakemake.resources.attempt, also=(CollapseError,)):
-    from medssl.checks import check_disjoint
+    from medssl.data.checks import check_disjoint
     from medssl.data.splits import read_split
 
     limit_threads(snakemake.threads)

@@ -4,7 +4,7 @@ from medssl.runtime import die_with_snakemake, fail_once, setup_logging
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()
 with fail_once(snakemake.log[0], snakemake.resources.attempt):
-    from medssl.checks import check_disjoint
+    from medssl.data.checks import check_disjoint
     from medssl.data.splits import read_split
     from medssl.evaluate.linear_layer import CLASSIFIER, frozen_backbone_classifier, settings_for_method
     from medssl.evaluate.supervised import resolve_device, run_supervised, write_fit

@@ -9,6 +9,8 @@ One module per concern, each importable on its own; only :mod:`medssl.data.datas
   stratified and official splits, the SSL pool;
 * ``images``: reading and checking an image (a file, DICOM, a row of a .npz); ``files``: the one
   walk of a dataset folder; ``errors``: :class:`~medssl.data.errors.DatasetError`;
+* ``checks``: the split files a job relies on (train/test overlap, paths outside the root, classes
+  without images), non-finite embeddings, the fingerprint that re-runs indexing;
 * ``dataset``: the torch dataset (:class:`~medssl.data.dataset.ImageDataset`, ``load_all``).
 
 Conventions: an image is identified by its path relative to a dataset root, in POSIX form; tables
