@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def build_classifier(spec: Mapping[str, Any], random_state: int, packages: Sequence[str] = (),
                      key: str = "estimator") -> BaseEstimator:
-    """An estimator from a config entry {estimator: dotted.path, params: {...}}; the fit's
+    """An estimator from a config entry {estimator: dotted.path, params: {...} (default none)}; the fit's
     seed is passed as random_state when the estimator takes one. The class is checked again here
     (`checks.resolve_estimator`: a classifier class of sklearn, medssl or ``packages``) before it
     is called; ``key`` names the config entry in the error."""
