@@ -233,6 +233,8 @@ def _bad_config(tmp_path, mutate):
     (lambda c: c["evaluation"].update(budgetz=[1]), "budgetz"),
     (lambda c: c["datasets"]["tiny"]["source"].update(kind="ftp"), "kind"),
     (lambda c: c["figures"]["confusion"].update(classifier="forest"), "figures.confusion.classifier"),
+    (lambda c: c["figures"]["confusion"].update(budget=7), "figures.confusion.budget: 7 is not one of"),
+    (lambda c: c["figures"]["confusion"].update(method="byol"), "figures.confusion.method: 'byol' is not one of"),
     (lambda c: c["baselines"]["linear_layer"].update(methods=["byol"]), "baselines.linear_layer.methods"),
     (lambda c: c["methods"]["random_init"].update(pretrain_seeds=[0, 0]), "pretrain_seeds"),
     (lambda c: (c["methods"].update(frozen={"kind": "pretrained", "model": "resnet18.a1_in1k"}),

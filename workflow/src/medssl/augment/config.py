@@ -116,33 +116,8 @@ class MultiCropConfig:
         return cls(**kwargs)
 
 
-# reference DINO's views, docs/papers.md#dino-views
-DINO_PRESET: dict = {
-    "global_size": 224,
-    "local_size": 96,
-    "n_global": 2,
-    "n_local": 8,
-    "global_scale": (0.4, 1.0),
-    "local_scale": (0.05, 0.4),
-    "ratio": (3 / 4, 4 / 3),
-    "hflip_p": 0.5,
-    "vflip_p": 0.0,
-    "rotation_degrees": 0.0,
-    "perspective_distortion": 0.0,
-    "perspective_p": (0.0, 0.0, 0.0),
-    "jitter_p": 0.8,
-    "brightness": 0.4,
-    "contrast": 0.4,
-    "saturation": 0.2,
-    "hue": 0.1,
-    "grayscale_p": 0.2,
-    "blur_p": (1.0, 0.1, 0.5),
-    "blur_sigma": (0.1, 2.0),
-    "blur_kernel": 0,
-    "solarize_p": (0.0, 0.2, 0.0),
-    "normalize": "imagenet",
-    "geometry_order": "image_first",
-}
+# reference DINO's views (docs/papers.md#dino-views): the defaults of MultiCropConfig
+DINO_PRESET: dict = {field.name: field.default for field in dataclasses.fields(MultiCropConfig)}
 
 # the paper's (sparsam's) views, docs/papers.md#sparsam-views: DINO's with these changes
 PAPER_PRESET: dict = {
