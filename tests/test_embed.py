@@ -38,9 +38,12 @@ def test_embed_split_keeps_the_split_order_and_does_not_depend_on_the_batch_size
 def test_the_embedding_normalises_as_the_backbone_was_pretrained():
     """A method's images are normalised as its pretraining views were: its `augmentation`, else its kind's
     defaults; an untrained kind without views is given the SSL method's (rules/common.smk)."""
-    from medssl.ssl.kinds import get_method, pretraining_normalize
+    from medssl.ssl.kinds import get_method, pretraining_normalize, pretraining_views
 
-    assert pretraining_normalize("dino", {"normalize": "minus_one_one"}) == "minus_one_one"
-    assert pretraining_normalize("simclr", {}) == get_method("simclr").augmentation_defaults["normalize"]
-    assert pretraining_normalize("random_init", {}) == "imagenet"
-    assert pretraining_normalize("random_init", {"normalize": "minus_one_one"}) == "minus_one_one"
+    def normalize(kind, augmentation):
+        return pretraining_normalize(pretraining_views(kind, augmentation))
+
+    assert normalize("dino", {"normalize": "minus_one_one"}) == "minus_one_one"
+    assert normalize("simclr", {}) == get_method("simclr").augmentation_defaults["normalize"]
+    assert normalize("random_init", {}) == "imagenet"
+    assert normalize("random_init", {"normalize": "minus_one_one"}) == "minus_one_one"

@@ -54,7 +54,6 @@ BUDGETS = [str(b) for b in config["evaluation"]["budgets"]]
 # on other keys: the first classifier, the last budget (the method, the first DINO method's family: ssl_method).
 CONFUSION = {"classifier": next(iter(CLASSIFIERS)), "budget": BUDGETS[-1], **config["figures"]["confusion"]}
 SEEDS = config["evaluation"]["seeds"]
-SPLITS = ["labeled_train", "unlabeled_train", "test"]
 # The supervised end-to-end DL baseline is an arm of its own: method "supervised", classifier
 # "finetune" in results/fits/ (rules/supervised.smk).
 SUPERVISED = config["baselines"]["supervised"]
@@ -124,9 +123,6 @@ def _alternation(names):
 
 
 def _check_config():
-    for name, ds in config["datasets"].items():
-        if len(ds["classes"]) != len(set(ds["classes"])):
-            raise ValueError(f"datasets.{name}.classes: class names must be unique")
     if CONFUSION.get("method") and not method_instances(CONFUSION["method"]):
         raise ValueError(
             f"figures.confusion.method: {CONFUSION['method']!r} is not one of methods: {sorted(METHODS)}"

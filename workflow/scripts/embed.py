@@ -9,7 +9,7 @@ from medssl.data.splits import read_split
 from medssl.download.pretrained import preprocessing
 from medssl.embed import embed_split
 from medssl.runtime import default_num_workers, die_with_snakemake, limit_threads, resolve_device, setup_logging
-from medssl.ssl.kinds import pretraining_normalize
+from medssl.ssl.kinds import pretraining_normalize, pretraining_views
 
 log = setup_logging(snakemake.log[0])
 die_with_snakemake()
@@ -23,7 +23,7 @@ if "data_config" in snakemake.input.keys():
     log.info("pretrained model's own preprocessing: %s", Path(snakemake.input.data_config).read_text())
 else:
     images = {"image_size": ds["image_size"], "channels": ds["channels"], "resample": None,
-              "normalize": pretraining_normalize(**snakemake.params.views)}
+              "normalize": pretraining_normalize(pretraining_views(**snakemake.params.views))}
 frames = {split: read_split(snakemake.input[split]) for split in ["labeled_train", "test"]}
 check_disjoint({snakemake.input[split]: frame["image"] for split, frame in frames.items()})
 embeddings = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 from medssl.data.errors import DatasetError
 
 JUNK = ("__MACOSX", "Thumbs.db")  # archive and OS debris that is not hidden by its name
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")  # what indexing and checks count
 
 
 def skipped(name: str) -> bool:

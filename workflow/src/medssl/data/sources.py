@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 
 from medssl.data.errors import DatasetError
-from medssl.data.files import skipped, walk
+from medssl.data.files import IMAGE_EXTENSIONS, skipped, walk
 from medssl.data.images import NPZ_SPLITS, npz_array
 from medssl.data.manifests import check_inside_root, read_groups, read_manifest
 from medssl.data.splits import make_splits, official_splits
 from medssl.data.synthetic import SYNTHETIC_MARROW_DEFAULT_COUNTS, generate_synthetic_marrow
 
-DEFAULT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 
 
 class Source:
@@ -217,7 +216,7 @@ def source_for(dataset: Mapping, name: str) -> Source:
 def index_folder(
     root: Path,
     class_names: Sequence[str] | None = None,
-    extensions: Sequence[str] = DEFAULT_EXTENSIONS,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
 ) -> pd.DataFrame:
     """Index ``root/<class>/**/<image>`` into a DataFrame(image, label).
 
@@ -270,7 +269,7 @@ def index_folder(
     return pd.DataFrame(rows, columns=["image", "label"])
 
 
-def index_unlabeled(folder: Path, root: Path, extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> pd.DataFrame:
+def index_unlabeled(folder: Path, root: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> pd.DataFrame:
     """Every image below ``folder`` (``source.unlabeled_root``) -> DataFrame(image, label ""), the image
     paths relative to the dataset ``root`` (``../unlabeled/x.png`` for a folder beside it)."""
     folder = Path(folder)

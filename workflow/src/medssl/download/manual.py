@@ -10,10 +10,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from medssl.data.files import skipped, walk
+from medssl.data.files import IMAGE_EXTENSIONS, skipped, walk
 from medssl.download.transfer import DownloadError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 
 
 def check_npz(path: str | os.PathLike, splits: Iterable[str] = ("train", "val", "test")) -> dict[str, int]:

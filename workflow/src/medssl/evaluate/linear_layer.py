@@ -54,6 +54,7 @@ def settings_for_method(settings: LinearLayerConfig, augmentation: Mapping[str, 
     method's backbone was pretrained with (:func:`medssl.ssl.kinds.pretraining_views`)."""
     from medssl.ssl.kinds import pretraining_normalize, pretraining_views
 
-    multicrop = pretraining_views(kind, augmentation) if settings.multicrop is None else settings.multicrop
-    normalize = pretraining_normalize(kind, augmentation) if settings.normalize is None else settings.normalize
+    views = pretraining_views(kind, augmentation)
+    multicrop = views if settings.multicrop is None else settings.multicrop
+    normalize = pretraining_normalize(views) if settings.normalize is None else settings.normalize
     return dataclasses.replace(settings, multicrop=multicrop, normalize=normalize)

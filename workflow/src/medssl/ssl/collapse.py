@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from medssl.augment import normalize
+from medssl.backbone import pooled
 
 COLLAPSE_COLUMNS = ("embedding_std", "embedding_std_ratio", "effective_rank")
 
@@ -92,7 +93,7 @@ def embedding_signals(backbone: nn.Module, images: torch.Tensor, normalize_mode:
         feats = []
         for chunk in images.split(batch_size):
             out = backbone(normalize(chunk.to(device), normalize_mode))
-            feats.append((out[0] if isinstance(out, tuple) else out).float())
+            feats.append(pooled(out).float())
     finally:
         backbone.train(was_training)
     return signals_of(torch.cat(feats))

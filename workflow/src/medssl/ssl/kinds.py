@@ -38,8 +38,8 @@ def pretraining_views(kind: str, augmentation: Mapping[str, Any]) -> dict:
     return {**(get_method(kind).augmentation_defaults if kind in KINDS else {}), **augmentation}
 
 
-def pretraining_normalize(kind: str, augmentation: Mapping[str, Any]) -> str:
-    """The input normalisation of those views, which every later stage feeding that backbone must use."""
+def pretraining_normalize(views: Mapping[str, Any]) -> str:
+    """The input normalisation of ``pretraining_views``, which every later stage feeding that backbone must use."""
     from medssl.augment.config import MultiCropConfig
 
-    return pretraining_views(kind, augmentation).get("normalize", MultiCropConfig.normalize)
+    return views.get("normalize", MultiCropConfig.normalize)
